@@ -1,0 +1,459 @@
+//! The contract between the host CLI and the guest kernel.
+//!
+//! This crate owns every byte format the two sides exchange, so that neither side can
+//! drift from the other:
+//!
+//! * **Console framing.** The guest has one serial line. Application stdout, stderr,
+//!   kernel log lines, timing reports and the final exit report are multiplexed on it as
+//!   frames `[tag u8][len u16 LE][payload]`, after a [`MAGIC`] preamble (anything the
+//!   firmware prints before it is discarded by the host). Host stdin travels the other
+//!   way as frames with the same layout. The framing is binary-safe: payloads are raw.
+//! * **Run configuration.** The CLI puts [`RUN_CONFIG_PATH`] into the initrd; it names
+//!   the program, its argv, environment and working directory. It is a list of
+//!   NUL-terminated `key=value` records so that arguments may hold any byte but NUL, as on
+//!   Linux.
+//! * **Exit report.** The last frame the kernel sends says how the application ended;
+//!   the CLI turns it into its own exit status (see [`ExitReport::host_status`]).
+#![cfg_attr(not(test), no_std)]
+#![deny(unsafe_code)]
+
+extern crate alloc;
+
+use alloc::string::String;
+use alloc::vec::Vec;
+
+/// Sent by the guest once, before its first frame. The host discards everything before it.
+pub const MAGIC: &[u8; 8] = b"\xffSKIFF\x01\n";
+
+/// Largest payload in one frame.
+pub const MAX_PAYLOAD: usize = u16::MAX as usize;
+
+/// Bytes of frame header: tag and little-endian length.
+pub const HEADER_LEN: usize = 3;
+
+/// Frames from the guest to the host.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum GuestTag {
+    /// Application standard output bytes.
+    Stdout = 1,
+    /// Application standard error bytes.
+    Stderr = 2,
+    /// A kernel log line: payload is one [`LogLevel`] byte then UTF-8 text.
+    Log = 3,
+    /// The application ended: payload is an encoded [`ExitReport`]. Always the last frame.
+    Exit = 4,
+    /// Boot timing: payload is an encoded [`BootTiming`].
+    Timing = 5,
+    /// The guest wants more stdin (sent when an application read finds no buffered input).
+    /// Lets the host pace input; the host may ignore it.
+    StdinWanted = 6,
+}
+
+impl GuestTag {
+    pub fn from_u8(v: u8) -> Option<GuestTag> {
+        Some(match v {
+            1 => GuestTag::Stdout,
+            2 => GuestTag::Stderr,
+            3 => GuestTag::Log,
+            4 => GuestTag::Exit,
+            5 => GuestTag::Timing,
+            6 => GuestTag::StdinWanted,
+            _ => return None,
+        })
+    }
+}
+
+/// Frames from the host to the guest.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum HostTag {
+    /// Bytes for the application's standard input.
+    Stdin = 1,
+    /// Standard input reached end of file (payload empty).
+    StdinEof = 2,
+}
+
+impl HostTag {
+    pub fn from_u8(v: u8) -> Option<HostTag> {
+        match v {
+            1 => Some(HostTag::Stdin),
+            2 => Some(HostTag::StdinEof),
+            _ => None,
+        }
+    }
+}
+
+/// Severity of a kernel log line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[repr(u8)]
+pub enum LogLevel {
+    /// Shown only with `--verbose`.
+    Debug = 0,
+    /// Shown only with `--verbose`.
+    Info = 1,
+    /// Something the user should know (an unimplemented syscall, a fallback): shown with
+    /// `--verbose`, and by the CLI when the run fails.
+    Warn = 2,
+    /// Always shown: fault reports, kernel bugs.
+    Error = 3,
+}
+
+impl LogLevel {
+    pub fn from_u8(v: u8) -> LogLevel {
+        match v {
+            0 => LogLevel::Debug,
+            1 => LogLevel::Info,
+            2 => LogLevel::Warn,
+            _ => LogLevel::Error,
+        }
+    }
+}
+
+/// Append one frame to `out`. Payloads longer than [`MAX_PAYLOAD`] are split.
+pub fn encode_frame(out: &mut Vec<u8>, tag: u8, payload: &[u8]) {
+    if payload.is_empty() {
+        out.extend_from_slice(&[tag, 0, 0]);
+        return;
+    }
+    for chunk in payload.chunks(MAX_PAYLOAD) {
+        let len = chunk.len() as u16;
+        out.push(tag);
+        out.extend_from_slice(&len.to_le_bytes());
+        out.extend_from_slice(chunk);
+    }
+}
+
+/// The header of one frame.
+pub fn frame_header(tag: u8, len: u16) -> [u8; HEADER_LEN] {
+    let l = len.to_le_bytes();
+    [tag, l[0], l[1]]
+}
+
+/// Incremental frame decoder for a byte stream (used by both sides).
+#[derive(Default)]
+pub struct FrameDecoder {
+    buf: Vec<u8>,
+    synced: bool,
+    need_magic: bool,
+}
+
+/// One decoded frame.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Frame {
+    pub tag: u8,
+    pub payload: Vec<u8>,
+}
+
+impl FrameDecoder {
+    /// A decoder for a stream that starts with frames right away (host → guest).
+    pub fn new() -> Self {
+        FrameDecoder { buf: Vec::new(), synced: true, need_magic: false }
+    }
+
+    /// A decoder that first discards everything up to and including [`MAGIC`]
+    /// (guest → host: firmware may print before the kernel starts).
+    pub fn after_magic() -> Self {
+        FrameDecoder { buf: Vec::new(), synced: false, need_magic: true }
+    }
+
+    /// Whether the magic preamble has been seen (always true for [`FrameDecoder::new`]).
+    pub fn synced(&self) -> bool {
+        self.synced
+    }
+
+    /// Feed bytes in.
+    pub fn push(&mut self, bytes: &[u8]) {
+        self.buf.extend_from_slice(bytes);
+    }
+
+    /// Bytes discarded before the magic preamble are returned by this call once synced;
+    /// before that, the buffer holds them. Returns the next complete frame, if any.
+    pub fn next_frame(&mut self) -> Option<Frame> {
+        if self.need_magic && !self.synced {
+            let pos = self.buf.windows(MAGIC.len()).position(|w| w == MAGIC)?;
+            self.buf.drain(..pos + MAGIC.len());
+            self.synced = true;
+        }
+        if self.buf.len() < HEADER_LEN {
+            return None;
+        }
+        let len = u16::from_le_bytes([self.buf[1], self.buf[2]]) as usize;
+        if self.buf.len() < HEADER_LEN + len {
+            return None;
+        }
+        let tag = self.buf[0];
+        let payload = self.buf[HEADER_LEN..HEADER_LEN + len].to_vec();
+        self.buf.drain(..HEADER_LEN + len);
+        Some(Frame { tag, payload })
+    }
+
+    /// Bytes received but not yet part of a complete frame (or, before sync, the
+    /// pre-magic noise). The host shows these when the guest dies unexpectedly.
+    pub fn pending(&self) -> &[u8] {
+        &self.buf
+    }
+}
+
+/// How the application ended, as reported by the kernel in the [`GuestTag::Exit`] frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExitReport {
+    /// `exit`/`exit_group` with this status (low 8 bits, as `wait` sees it).
+    Exited(u8),
+    /// Killed by this signal number (default action of a fatal signal or a fault).
+    Signaled(u8),
+    /// The kernel could not start the program (bad ELF, unsupported feature): host 126.
+    CannotExecute,
+    /// The program file is missing in the image: host 127.
+    NotFound,
+    /// The kernel itself failed (panic, out of memory at boot): host 125.
+    KernelFailure,
+}
+
+impl ExitReport {
+    pub fn encode(self) -> [u8; 2] {
+        match self {
+            ExitReport::Exited(s) => [0, s],
+            ExitReport::Signaled(n) => [1, n],
+            ExitReport::CannotExecute => [2, 0],
+            ExitReport::NotFound => [3, 0],
+            ExitReport::KernelFailure => [4, 0],
+        }
+    }
+
+    pub fn decode(b: &[u8]) -> Option<ExitReport> {
+        if b.len() != 2 {
+            return None;
+        }
+        Some(match b[0] {
+            0 => ExitReport::Exited(b[1]),
+            1 => ExitReport::Signaled(b[1]),
+            2 => ExitReport::CannotExecute,
+            3 => ExitReport::NotFound,
+            4 => ExitReport::KernelFailure,
+            _ => return None,
+        })
+    }
+
+    /// The exit status `skiff run` exits with, following the shell's conventions.
+    pub fn host_status(self) -> u8 {
+        match self {
+            ExitReport::Exited(s) => s,
+            ExitReport::Signaled(n) => 128u8.wrapping_add(n),
+            ExitReport::CannotExecute => 126,
+            ExitReport::NotFound => 127,
+            ExitReport::KernelFailure => 125,
+        }
+    }
+}
+
+/// The value written to QEMU's `isa-debug-exit` port after the exit frame. QEMU then
+/// exits with `(value << 1) | 1`; the CLI trusts the exit frame, not this, for the
+/// application's status, and uses it only to tell an orderly shutdown from a crash.
+pub const DEBUG_EXIT_PORT: u16 = 0xf4;
+/// Orderly shutdown: QEMU exits with status 0x21 (33).
+pub const DEBUG_EXIT_ORDERLY: u8 = 0x10;
+
+/// Guest-measured boot timings, all in nanoseconds of the guest's monotonic clock,
+/// counted from the first instruction of the kernel's 64-bit code.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BootTiming {
+    /// Kernel entry to the first instruction of the application.
+    pub entry_to_app_ns: u64,
+    /// Of that, the time spent unpacking the initrd.
+    pub initrd_ns: u64,
+}
+
+impl BootTiming {
+    pub fn encode(&self) -> [u8; 16] {
+        let mut b = [0u8; 16];
+        b[..8].copy_from_slice(&self.entry_to_app_ns.to_le_bytes());
+        b[8..].copy_from_slice(&self.initrd_ns.to_le_bytes());
+        b
+    }
+
+    pub fn decode(b: &[u8]) -> Option<BootTiming> {
+        if b.len() < 16 {
+            return None;
+        }
+        Some(BootTiming {
+            entry_to_app_ns: u64::from_le_bytes(b[..8].try_into().ok()?),
+            initrd_ns: u64::from_le_bytes(b[8..16].try_into().ok()?),
+        })
+    }
+}
+
+/// Where the CLI puts the run configuration inside the initrd (no leading slash, as cpio
+/// stores names). The kernel reads it and removes it before the application starts.
+pub const RUN_CONFIG_PATH: &str = ".skiff/run";
+
+/// What to run, as the CLI tells the kernel.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RunConfig {
+    /// Absolute guest path of the program.
+    pub exe: Vec<u8>,
+    /// argv, including argv[0].
+    pub argv: Vec<Vec<u8>>,
+    /// Environment entries, `KEY=VALUE`.
+    pub envp: Vec<Vec<u8>>,
+    /// Initial working directory (absolute).
+    pub cwd: Vec<u8>,
+}
+
+/// Why a run configuration could not be read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RunConfigError {
+    /// A record without the trailing NUL.
+    Unterminated,
+    /// A record whose key is not one of `exe`, `arg`, `env`, `cwd`.
+    UnknownKey(String),
+    /// A value that holds a NUL (cannot happen after decoding; reported by the encoder).
+    EmbeddedNul,
+    /// No `exe` record.
+    MissingExe,
+}
+
+impl RunConfig {
+    /// Serialize as NUL-terminated `key=value` records.
+    pub fn encode(&self) -> Result<Vec<u8>, RunConfigError> {
+        let mut out = Vec::new();
+        let mut rec = |key: &str, val: &[u8]| -> Result<(), RunConfigError> {
+            if val.contains(&0) {
+                return Err(RunConfigError::EmbeddedNul);
+            }
+            out.extend_from_slice(key.as_bytes());
+            out.push(b'=');
+            out.extend_from_slice(val);
+            out.push(0);
+            Ok(())
+        };
+        rec("exe", &self.exe)?;
+        rec("cwd", &self.cwd)?;
+        for a in &self.argv {
+            rec("arg", a)?;
+        }
+        for e in &self.envp {
+            rec("env", e)?;
+        }
+        Ok(out)
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<RunConfig, RunConfigError> {
+        let mut cfg = RunConfig { cwd: b"/".to_vec(), ..Default::default() };
+        let mut have_exe = false;
+        let mut rest = bytes;
+        while !rest.is_empty() {
+            let end = rest.iter().position(|&b| b == 0).ok_or(RunConfigError::Unterminated)?;
+            let rec = &rest[..end];
+            rest = &rest[end + 1..];
+            let eq = rec.iter().position(|&b| b == b'=').unwrap_or(rec.len());
+            let (key, val) = (&rec[..eq], rec.get(eq + 1..).unwrap_or(&[]));
+            match key {
+                b"exe" => {
+                    cfg.exe = val.to_vec();
+                    have_exe = true;
+                }
+                b"arg" => cfg.argv.push(val.to_vec()),
+                b"env" => cfg.envp.push(val.to_vec()),
+                b"cwd" => cfg.cwd = val.to_vec(),
+                other => {
+                    return Err(RunConfigError::UnknownKey(String::from_utf8_lossy(other).into()))
+                }
+            }
+        }
+        if !have_exe {
+            return Err(RunConfigError::MissingExe);
+        }
+        Ok(cfg)
+    }
+}
+
+/// Kernel command-line options the CLI may pass (`-append`), as `key=value` words.
+pub mod cmdline {
+    /// `skiff.verbose=1` sends Debug/Info log lines too.
+    pub const VERBOSE: &str = "skiff.verbose";
+    /// `skiff.timing=1` makes the kernel send a [`super::GuestTag::Timing`] frame.
+    pub const TIMING: &str = "skiff.timing";
+
+    /// The value of `key` in a space-separated command line, if present.
+    pub fn get<'a>(cmdline: &'a str, key: &str) -> Option<&'a str> {
+        cmdline.split_ascii_whitespace().find_map(|w| {
+            let (k, v) = w.split_once('=').unwrap_or((w, ""));
+            (k == key).then_some(v)
+        })
+    }
+
+    /// Whether a boolean option is on (`key`, `key=1`, `key=on`, `key=yes`, `key=true`).
+    pub fn flag(cmdline: &str, key: &str) -> bool {
+        matches!(get(cmdline, key), Some("" | "1" | "on" | "yes" | "true"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_round_trip_after_noise() {
+        let mut wire = b"SeaBIOS noise\r\n".to_vec();
+        wire.extend_from_slice(MAGIC);
+        encode_frame(&mut wire, GuestTag::Stdout as u8, b"hello\n\0\xff");
+        encode_frame(&mut wire, GuestTag::Exit as u8, &ExitReport::Exited(7).encode());
+        let mut d = FrameDecoder::after_magic();
+        // Feed byte by byte to exercise partial frames.
+        let mut frames = Vec::new();
+        for b in wire {
+            d.push(&[b]);
+            while let Some(f) = d.next_frame() {
+                frames.push(f);
+            }
+        }
+        assert_eq!(frames.len(), 2);
+        assert_eq!(frames[0].payload, b"hello\n\0\xff");
+        assert_eq!(ExitReport::decode(&frames[1].payload), Some(ExitReport::Exited(7)));
+    }
+
+    #[test]
+    fn long_payload_is_split() {
+        let mut wire = Vec::new();
+        encode_frame(&mut wire, 1, &vec![7u8; MAX_PAYLOAD + 10]);
+        let mut d = FrameDecoder::new();
+        d.push(&wire);
+        assert_eq!(d.next_frame().unwrap().payload.len(), MAX_PAYLOAD);
+        assert_eq!(d.next_frame().unwrap().payload.len(), 10);
+        assert!(d.next_frame().is_none());
+    }
+
+    #[test]
+    fn exit_statuses() {
+        assert_eq!(ExitReport::Signaled(11).host_status(), 139);
+        assert_eq!(ExitReport::CannotExecute.host_status(), 126);
+        assert_eq!(ExitReport::NotFound.host_status(), 127);
+        assert_eq!(ExitReport::Exited(7).host_status(), 7);
+    }
+
+    #[test]
+    fn run_config_round_trip() {
+        let cfg = RunConfig {
+            exe: b"/bin/busybox".to_vec(),
+            argv: vec![b"busybox".to_vec(), b"echo".to_vec(), b"a=b c".to_vec(), vec![]],
+            envp: vec![b"PATH=/bin".to_vec()],
+            cwd: b"/".to_vec(),
+        };
+        let enc = cfg.encode().unwrap();
+        assert_eq!(RunConfig::decode(&enc).unwrap(), cfg);
+        assert_eq!(RunConfig::decode(b"arg=x\0"), Err(RunConfigError::MissingExe));
+        assert_eq!(RunConfig::decode(b"exe=/x"), Err(RunConfigError::Unterminated));
+        let bad = RunConfig { exe: b"a\0b".to_vec(), ..Default::default() };
+        assert_eq!(bad.encode(), Err(RunConfigError::EmbeddedNul));
+    }
+
+    #[test]
+    fn cmdline_options() {
+        let c = "console=x skiff.verbose=1 skiff.timing";
+        assert!(cmdline::flag(c, cmdline::VERBOSE));
+        assert!(cmdline::flag(c, cmdline::TIMING));
+        assert!(!cmdline::flag("skiff.verbose=0", cmdline::VERBOSE));
+        assert_eq!(cmdline::get(c, "console"), Some("x"));
+    }
+}

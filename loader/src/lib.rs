@@ -1,0 +1,3 @@
+#![cfg_attr(not(test), no_std)]
+#![deny(unsafe_code)]
+extern crate alloc;
