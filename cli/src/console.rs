@@ -1,0 +1,318 @@
+//! Routing the guest's console frames to where they belong on the host.
+//!
+//! [`FrameRouter`] takes decoded [`skiff_bootproto`] frames: application stdout goes to
+//! our stdout byte for byte (flushed per frame, so interactive programs work), stderr to
+//! our stderr, kernel log lines to stderr as `skiff: kernel: ...` when they matter, and
+//! the timing and exit reports are kept for the caller. It is generic over its writers so
+//! the routing rules are unit-tested without a VM.
+
+use std::collections::VecDeque;
+use std::io::{self, Write};
+use std::sync::{Arc, Mutex};
+
+use skiff_bootproto::{BootTiming, ExitReport, Frame, GuestTag, LogLevel};
+
+/// How many recent kernel log lines are kept to explain a failed run.
+pub const RECENT_LOG_LINES: usize = 50;
+
+/// One kernel log line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LogLine {
+    pub level: LogLevel,
+    pub text: String,
+    /// Whether it was already printed while the guest ran.
+    pub shown: bool,
+}
+
+/// What the console told us, shared with the thread that supervises QEMU.
+#[derive(Debug, Default)]
+pub struct ConsoleRecord {
+    /// The last [`RECENT_LOG_LINES`] kernel log lines.
+    pub recent_log: VecDeque<LogLine>,
+    /// The guest's boot timing report, if it sent one.
+    pub timing: Option<BootTiming>,
+}
+
+/// Why routing stopped.
+#[derive(Debug)]
+pub enum RouteError {
+    /// Our stdout is a closed pipe: the reader went away (exit quietly, like SIGPIPE).
+    StdoutClosed,
+    /// Writing to our stdout failed otherwise (disk full, I/O error).
+    StdoutFailed(io::Error),
+}
+
+/// Routes frames from the guest.
+pub struct FrameRouter<O: Write, E: Write> {
+    stdout: O,
+    stderr: E,
+    verbose: bool,
+    record: Arc<Mutex<ConsoleRecord>>,
+}
+
+impl<O: Write, E: Write> FrameRouter<O, E> {
+    pub fn new(stdout: O, stderr: E, verbose: bool, record: Arc<Mutex<ConsoleRecord>>) -> Self {
+        FrameRouter {
+            stdout,
+            stderr,
+            verbose,
+            record,
+        }
+    }
+
+    /// Handle one frame. Returns the exit report when the frame is the final one.
+    pub fn route(&mut self, frame: &Frame) -> Result<Option<ExitReport>, RouteError> {
+        match GuestTag::from_u8(frame.tag) {
+            Some(GuestTag::Stdout) => {
+                let written = self
+                    .stdout
+                    .write_all(&frame.payload)
+                    .and_then(|()| self.stdout.flush());
+                match written {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {
+                        return Err(RouteError::StdoutClosed)
+                    }
+                    Err(e) => return Err(RouteError::StdoutFailed(e)),
+                }
+            }
+            Some(GuestTag::Stderr) => {
+                // Nothing sensible can be done if our own stderr is gone; the run goes on.
+                let _ = self
+                    .stderr
+                    .write_all(&frame.payload)
+                    .and_then(|()| self.stderr.flush());
+            }
+            Some(GuestTag::Log) => self.log(&frame.payload),
+            Some(GuestTag::Timing) => {
+                let timing = BootTiming::decode(&frame.payload);
+                if timing.is_none() {
+                    self.note("ignoring a malformed timing report from the guest");
+                }
+                self.lock_record().timing = timing;
+            }
+            Some(GuestTag::Exit) => {
+                return Ok(Some(ExitReport::decode(&frame.payload).unwrap_or_else(
+                    || {
+                        self.note(&format!(
+                            "the guest sent a malformed exit report ({:02x?})",
+                            frame.payload
+                        ));
+                        ExitReport::KernelFailure
+                    },
+                )))
+            }
+            // Input pacing hint; stdin is forwarded as it arrives, so there is nothing to do.
+            Some(GuestTag::StdinWanted) => {}
+            None => {
+                if self.verbose {
+                    self.note(&format!(
+                        "ignoring a console frame with unknown tag {}",
+                        frame.tag
+                    ));
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    fn log(&mut self, payload: &[u8]) {
+        let Some((&level, text)) = payload.split_first() else {
+            return;
+        };
+        let level = LogLevel::from_u8(level);
+        let show = self.verbose || level >= LogLevel::Error;
+        let text = String::from_utf8_lossy(text);
+        for line in text.trim_end_matches(['\n', '\r']).split('\n') {
+            let line = line.trim_end_matches('\r');
+            if show {
+                let _ = writeln!(self.stderr, "skiff: kernel: {line}");
+            }
+            let mut record = self.lock_record();
+            if record.recent_log.len() == RECENT_LOG_LINES {
+                record.recent_log.pop_front();
+            }
+            record.recent_log.push_back(LogLine {
+                level,
+                text: line.to_string(),
+                shown: show,
+            });
+        }
+        let _ = self.stderr.flush();
+    }
+
+    fn note(&mut self, text: &str) {
+        let _ = writeln!(self.stderr, "skiff: {text}");
+    }
+
+    fn lock_record(&self) -> std::sync::MutexGuard<'_, ConsoleRecord> {
+        // A panic elsewhere while holding the lock leaves plain data behind; keep using it.
+        self.record
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use skiff_bootproto::{encode_frame, FrameDecoder, MAGIC};
+
+    fn frame(tag: GuestTag, payload: &[u8]) -> Frame {
+        Frame {
+            tag: tag as u8,
+            payload: payload.to_vec(),
+        }
+    }
+
+    fn log(level: LogLevel, text: &str) -> Frame {
+        frame(
+            GuestTag::Log,
+            &[&[level as u8][..], text.as_bytes()].concat(),
+        )
+    }
+
+    fn router(verbose: bool) -> FrameRouter<Vec<u8>, Vec<u8>> {
+        FrameRouter::new(Vec::new(), Vec::new(), verbose, Arc::default())
+    }
+
+    #[test]
+    fn output_is_routed_byte_for_byte() {
+        let mut r = router(false);
+        assert!(r
+            .route(&frame(GuestTag::Stdout, b"a\0\xff\n"))
+            .unwrap()
+            .is_none());
+        assert!(r
+            .route(&frame(GuestTag::Stderr, b"oops\n"))
+            .unwrap()
+            .is_none());
+        assert!(r.route(&frame(GuestTag::Stdout, b"b")).unwrap().is_none());
+        assert_eq!(r.stdout, b"a\0\xff\nb");
+        assert_eq!(r.stderr, b"oops\n");
+    }
+
+    #[test]
+    fn log_lines_are_filtered_by_level_and_kept() {
+        let mut r = router(false);
+        r.route(&log(LogLevel::Info, "booting")).unwrap();
+        r.route(&log(LogLevel::Warn, "syscall 999 unimplemented"))
+            .unwrap();
+        r.route(&log(LogLevel::Error, "page fault at 0x0\nrip 0x401000\n"))
+            .unwrap();
+        assert_eq!(
+            String::from_utf8(r.stderr.clone()).unwrap(),
+            "skiff: kernel: page fault at 0x0\nskiff: kernel: rip 0x401000\n"
+        );
+        let record = r.record.lock().unwrap();
+        let kept: Vec<_> = record
+            .recent_log
+            .iter()
+            .map(|l| (l.text.as_str(), l.shown))
+            .collect();
+        assert_eq!(
+            kept,
+            [
+                ("booting", false),
+                ("syscall 999 unimplemented", false),
+                ("page fault at 0x0", true),
+                ("rip 0x401000", true)
+            ]
+        );
+    }
+
+    #[test]
+    fn verbose_shows_every_log_line() {
+        let mut r = router(true);
+        r.route(&log(LogLevel::Debug, "mapped 3 segments")).unwrap();
+        assert_eq!(r.stderr, b"skiff: kernel: mapped 3 segments\n");
+    }
+
+    #[test]
+    fn recent_log_is_bounded() {
+        let mut r = router(false);
+        for i in 0..RECENT_LOG_LINES + 10 {
+            r.route(&log(LogLevel::Info, &format!("line {i}"))).unwrap();
+        }
+        let record = r.record.lock().unwrap();
+        assert_eq!(record.recent_log.len(), RECENT_LOG_LINES);
+        assert_eq!(record.recent_log.front().unwrap().text, "line 10");
+    }
+
+    #[test]
+    fn exit_and_timing_reports() {
+        let mut r = router(false);
+        let timing = BootTiming {
+            entry_to_app_ns: 1_500_000,
+            initrd_ns: 200_000,
+        };
+        r.route(&frame(GuestTag::Timing, &timing.encode())).unwrap();
+        assert_eq!(r.record.lock().unwrap().timing, Some(timing));
+        let exit = r
+            .route(&frame(GuestTag::Exit, &ExitReport::Signaled(11).encode()))
+            .unwrap();
+        assert_eq!(exit, Some(ExitReport::Signaled(11)));
+        let malformed = r.route(&frame(GuestTag::Exit, b"\x09")).unwrap();
+        assert_eq!(malformed, Some(ExitReport::KernelFailure));
+        assert!(String::from_utf8_lossy(&r.stderr).contains("malformed exit report"));
+    }
+
+    #[test]
+    fn unknown_and_pacing_frames_are_ignored() {
+        let mut r = router(false);
+        assert!(r
+            .route(&Frame {
+                tag: 200,
+                payload: b"x".to_vec()
+            })
+            .unwrap()
+            .is_none());
+        assert!(r
+            .route(&frame(GuestTag::StdinWanted, b""))
+            .unwrap()
+            .is_none());
+        assert!(r.stdout.is_empty() && r.stderr.is_empty());
+    }
+
+    struct ClosedPipe;
+    impl Write for ClosedPipe {
+        fn write(&mut self, _: &[u8]) -> io::Result<usize> {
+            Err(io::Error::from(io::ErrorKind::BrokenPipe))
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn closed_stdout_is_reported() {
+        let mut r = FrameRouter::new(ClosedPipe, Vec::new(), false, Arc::default());
+        assert!(matches!(
+            r.route(&frame(GuestTag::Stdout, b"x")),
+            Err(RouteError::StdoutClosed)
+        ));
+    }
+
+    #[test]
+    fn decoded_wire_stream_routes_end_to_end() {
+        let mut wire = b"firmware noise".to_vec();
+        wire.extend_from_slice(MAGIC);
+        encode_frame(&mut wire, GuestTag::Stdout as u8, b"hi");
+        encode_frame(
+            &mut wire,
+            GuestTag::Exit as u8,
+            &ExitReport::Exited(3).encode(),
+        );
+        let mut decoder = FrameDecoder::after_magic();
+        decoder.push(&wire);
+        let mut r = router(false);
+        let mut exit = None;
+        while let Some(f) = decoder.next_frame() {
+            exit = exit.or(r.route(&f).unwrap());
+        }
+        assert_eq!(
+            (r.stdout.as_slice(), exit),
+            (&b"hi"[..], Some(ExitReport::Exited(3)))
+        );
+    }
+}

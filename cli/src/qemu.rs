@@ -1,0 +1,194 @@
+//! Building QEMU's command line. [`qemu_args`] is a pure function of [`VmConfig`] so the
+//! exact argv is pinned by tests and can be printed with `--verbose`.
+
+use std::ffi::{OsStr, OsString};
+use std::path::PathBuf;
+
+use skiff_bootproto::{cmdline, DEBUG_EXIT_PORT};
+
+use crate::accel::Accel;
+
+/// The QEMU binary used when neither `--qemu` nor `$SKIFF_QEMU` names one.
+pub const DEFAULT_QEMU: &str = "qemu-system-x86_64";
+
+/// The virtual machine type.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Machine {
+    /// Minimal machine without PCI or firmware: boots in tens of milliseconds.
+    Microvm,
+    /// A modern PC (SeaBIOS firmware, PCI): slower to boot, closer to a cloud VM.
+    Q35,
+}
+
+/// Everything that decides QEMU's argv.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VmConfig {
+    pub machine: Machine,
+    pub accel: Accel,
+    pub memory_mib: u64,
+    pub kernel: PathBuf,
+    pub initrd: PathBuf,
+    /// Send the kernel's Debug/Info log lines too.
+    pub verbose: bool,
+    /// Ask the kernel for a boot timing report.
+    pub timing: bool,
+}
+
+/// The kernel command line for `config` (words from [`skiff_bootproto::cmdline`]).
+pub fn kernel_cmdline(config: &VmConfig) -> String {
+    let mut words = Vec::new();
+    if config.verbose {
+        words.push(format!("{}=1", cmdline::VERBOSE));
+    }
+    if config.timing {
+        words.push(format!("{}=1", cmdline::TIMING));
+    }
+    words.join(" ")
+}
+
+/// QEMU's arguments (without the program name).
+///
+/// The serial line is QEMU's stdio (which the CLI owns through pipes), there are no
+/// default devices, no display and no user config, and `isa-debug-exit` lets the kernel
+/// end QEMU with a status. `-no-reboot` turns a guest triple fault into a QEMU exit
+/// instead of a silent reboot loop.
+pub fn qemu_args(config: &VmConfig) -> Vec<OsString> {
+    let machine = match config.machine {
+        Machine::Microvm => "microvm,x-option-roms=off,rtc=on,pit=on,pic=off,isa-serial=on",
+        Machine::Q35 => "q35",
+    };
+    let cpu = match config.accel {
+        Accel::Tcg => "max",
+        Accel::Kvm => "host",
+    };
+    let debug_exit = format!("isa-debug-exit,iobase={DEBUG_EXIT_PORT:#x},iosize=0x04");
+    let mut args: Vec<OsString> = Vec::new();
+    let mut push = |arg: &OsStr| args.push(arg.to_owned());
+    for arg in [
+        "-M",
+        machine,
+        "-cpu",
+        cpu,
+        "-accel",
+        config.accel.qemu_name(),
+        "-smp",
+        "1",
+        "-m",
+        &format!("{}M", config.memory_mib),
+        "-nodefaults",
+        "-no-user-config",
+        "-display",
+        "none",
+        "-serial",
+        "stdio",
+    ] {
+        push(OsStr::new(arg));
+    }
+    push(OsStr::new("-kernel"));
+    push(config.kernel.as_os_str());
+    push(OsStr::new("-initrd"));
+    push(config.initrd.as_os_str());
+    push(OsStr::new("-append"));
+    push(OsStr::new(&kernel_cmdline(config)));
+    for arg in ["-device", &debug_exit, "-no-reboot"] {
+        push(OsStr::new(arg));
+    }
+    args
+}
+
+/// Render a command for humans (and for pasting into a shell): words that need it are
+/// single-quoted.
+pub fn shell_words<'a>(words: impl IntoIterator<Item = &'a OsStr>) -> String {
+    words
+        .into_iter()
+        .map(|word| {
+            let text = word.to_string_lossy();
+            let plain = !text.is_empty()
+                && text
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_./=,:+@%".contains(c));
+            if plain {
+                text.into_owned()
+            } else {
+                format!("'{}'", text.replace('\'', r"'\''"))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> VmConfig {
+        VmConfig {
+            machine: Machine::Microvm,
+            accel: Accel::Tcg,
+            memory_mib: 512,
+            kernel: "/k/skiff-kernel".into(),
+            initrd: "/tmp/initrd.cpio".into(),
+            verbose: false,
+            timing: false,
+        }
+    }
+
+    fn words(config: &VmConfig) -> Vec<String> {
+        qemu_args(config)
+            .into_iter()
+            .map(|a| a.into_string().unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn microvm_tcg() {
+        let expected = "-M microvm,x-option-roms=off,rtc=on,pit=on,pic=off,isa-serial=on \
+            -cpu max -accel tcg -smp 1 -m 512M -nodefaults -no-user-config -display none \
+            -serial stdio -kernel /k/skiff-kernel -initrd /tmp/initrd.cpio -append  \
+            -device isa-debug-exit,iobase=0xf4,iosize=0x04 -no-reboot";
+        assert_eq!(words(&config()).join(" "), expected);
+    }
+
+    #[test]
+    fn q35_kvm_with_flags() {
+        let config = VmConfig {
+            machine: Machine::Q35,
+            accel: Accel::Kvm,
+            memory_mib: 1024,
+            verbose: true,
+            timing: true,
+            ..config()
+        };
+        let w = words(&config);
+        let after = |flag: &str| w[w.iter().position(|x| x == flag).unwrap() + 1].clone();
+        assert_eq!(after("-M"), "q35");
+        assert_eq!(after("-cpu"), "host");
+        assert_eq!(after("-accel"), "kvm");
+        assert_eq!(after("-m"), "1024M");
+        assert_eq!(after("-serial"), "stdio");
+        assert_eq!(after("-append"), "skiff.verbose=1 skiff.timing=1");
+        assert_eq!(after("-device"), "isa-debug-exit,iobase=0xf4,iosize=0x04");
+        assert!(w.contains(&"-no-reboot".to_string()));
+        assert!(!w.iter().any(|x| x.contains("x-option-roms")));
+    }
+
+    #[test]
+    fn cmdline_words_are_understood_by_the_kernel_side() {
+        let line = kernel_cmdline(&VmConfig {
+            timing: true,
+            ..config()
+        });
+        assert!(cmdline::flag(&line, cmdline::TIMING));
+        assert!(!cmdline::flag(&line, cmdline::VERBOSE));
+    }
+
+    #[test]
+    fn shell_rendering_quotes_when_needed() {
+        let rendered = shell_words(
+            ["qemu", "-append", "", "a b", "it's"]
+                .iter()
+                .map(OsStr::new),
+        );
+        assert_eq!(rendered, r"qemu -append '' 'a b' 'it'\''s'");
+    }
+}

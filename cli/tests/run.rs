@@ -1,0 +1,613 @@
+//! End-to-end tests of `skiff run` with the real binary and a FAKE QEMU: small Perl
+//! scripts that speak the guest side of the console protocol (noise, the preamble, then
+//! frames) so the CLI's I/O plumbing, exit statuses and diagnostics are tested without a
+//! kernel. The kernel file is any file: the fakes ignore it.
+
+use std::fs;
+use std::io::{Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const SKIFF: &str = env!("CARGO_BIN_EXE_skiff");
+
+/// Perl helpers every fake starts with: unbuffered binary stdout, `frame(tag, payload)`,
+/// the preamble, and `read_exact(n)` for stdin.
+const PERL_PRELUDE: &str = r#"#!/usr/bin/perl
+use strict; use warnings;
+binmode STDIN; binmode STDOUT; $| = 1;
+sub frame { my ($tag, $payload) = @_; print pack("Cv", $tag, length $payload) . $payload; }
+sub preamble { print "\xffSKIFF\x01\n"; }
+sub read_exact {
+    my ($n) = @_; my $buf = '';
+    while (length($buf) < $n) {
+        my $got = sysread(STDIN, $buf, $n - length($buf), length($buf));
+        exit 3 unless $got;
+    }
+    return $buf;
+}
+if (my $copy = $ENV{FAKE_QEMU_COPY_INITRD}) {
+    for my $i (0 .. $#ARGV - 1) {
+        if ($ARGV[$i] eq '-initrd') {
+            open(my $in, '<:raw', $ARGV[$i + 1]) or die "open initrd: $!";
+            open(my $out, '>:raw', $copy) or die;
+            local $/; print $out scalar(<$in>);
+            open(my $path, '>', "$copy.path") or die; print $path $ARGV[$i + 1];
+        }
+    }
+}
+"#;
+
+/// A temporary directory with a fake kernel, a valid static ELF and fake QEMUs.
+struct Fixture {
+    dir: tempfile::TempDir,
+}
+
+impl Fixture {
+    fn new() -> Fixture {
+        let fixture = Fixture {
+            dir: tempfile::tempdir().unwrap(),
+        };
+        fs::write(fixture.path("kernel"), b"not really a kernel").unwrap();
+        let elf = minimal_static_elf();
+        skiff_loader::parse(&elf).expect("the test ELF must satisfy the loader");
+        fs::write(fixture.path("prog"), elf).unwrap();
+        fixture
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// Write a fake QEMU whose body (after the prelude) is `body`.
+    fn qemu(&self, body: &str) -> PathBuf {
+        let path = self.path("fake-qemu");
+        fs::write(&path, format!("{PERL_PRELUDE}{body}")).unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
+        path
+    }
+
+    /// `skiff run --kernel K --qemu Q <extra> prog <args>`.
+    fn command(&self, qemu: &Path, extra: &[&str], args: &[&str]) -> Command {
+        let mut command = Command::new(SKIFF);
+        command
+            .arg("run")
+            .arg("--kernel")
+            .arg(self.path("kernel"))
+            .arg("--qemu")
+            .arg(qemu)
+            .args(extra)
+            .arg(self.path("prog"))
+            .args(args)
+            .env_remove("SKIFF_KERNEL")
+            .env_remove("SKIFF_QEMU")
+            .stdin(Stdio::null());
+        command
+    }
+}
+
+/// The smallest ELF the loader accepts: one R+X PT_LOAD at 0x400000 covering the headers
+/// and `exit(0)` code. (Never executed here; the fake QEMU does not run it.)
+fn minimal_static_elf() -> Vec<u8> {
+    const BASE: u64 = 0x40_0000;
+    let code: &[u8] = &[
+        0xb8, 0x3c, 0, 0, 0, // mov eax, 60 (exit)
+        0x31, 0xff, // xor edi, edi
+        0x0f, 0x05, // syscall
+    ];
+    let entry_offset = 64 + 56;
+    let total = (entry_offset + code.len()) as u64;
+    let mut elf = Vec::new();
+    elf.extend_from_slice(b"\x7fELF");
+    elf.extend_from_slice(&[2, 1, 1, 0]); // 64-bit, little-endian, version 1, SysV ABI
+    elf.extend_from_slice(&[0; 8]);
+    elf.extend_from_slice(&2u16.to_le_bytes()); // ET_EXEC
+    elf.extend_from_slice(&62u16.to_le_bytes()); // EM_X86_64
+    elf.extend_from_slice(&1u32.to_le_bytes());
+    elf.extend_from_slice(&(BASE + entry_offset as u64).to_le_bytes()); // e_entry
+    elf.extend_from_slice(&64u64.to_le_bytes()); // e_phoff
+    elf.extend_from_slice(&0u64.to_le_bytes()); // e_shoff
+    elf.extend_from_slice(&0u32.to_le_bytes()); // e_flags
+    elf.extend_from_slice(&64u16.to_le_bytes()); // e_ehsize
+    elf.extend_from_slice(&56u16.to_le_bytes()); // e_phentsize
+    elf.extend_from_slice(&1u16.to_le_bytes()); // e_phnum
+    elf.extend_from_slice(&[0; 6]); // e_shentsize, e_shnum, e_shstrndx
+    elf.extend_from_slice(&1u32.to_le_bytes()); // PT_LOAD
+    elf.extend_from_slice(&5u32.to_le_bytes()); // PF_R | PF_X
+    elf.extend_from_slice(&0u64.to_le_bytes()); // p_offset
+    elf.extend_from_slice(&BASE.to_le_bytes()); // p_vaddr
+    elf.extend_from_slice(&BASE.to_le_bytes()); // p_paddr
+    elf.extend_from_slice(&total.to_le_bytes()); // p_filesz
+    elf.extend_from_slice(&total.to_le_bytes()); // p_memsz
+    elf.extend_from_slice(&0x1000u64.to_le_bytes()); // p_align
+    assert_eq!(elf.len(), entry_offset);
+    elf.extend_from_slice(code);
+    elf
+}
+
+fn stderr_of(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[test]
+fn frames_are_routed_and_exit_status_passed_through() {
+    let fixture = Fixture::new();
+    let qemu = fixture.qemu(
+        r#"
+print STDERR "qemu chatter that stays hidden\n";
+print "SeaBIOS (version 1.16)\r\nBooting from ROM...\r\n";
+preamble();
+frame(1, "hello\0\xff\n");
+frame(2, "app stderr\n");
+frame(3, "\x03kernel error line");
+frame(3, "\x01kernel info line");
+frame(1, "bye\n");
+frame(4, "\x00\x07");
+exit 33;
+"#,
+    );
+    let copy = fixture.path("initrd-copy");
+    let output = fixture
+        .command(&qemu, &[], &["--flag", "arg two"])
+        .env("FAKE_QEMU_COPY_INITRD", &copy)
+        .output()
+        .unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(7),
+        "stderr: {}",
+        stderr_of(&output)
+    );
+    assert_eq!(output.stdout, b"hello\0\xff\nbye\n");
+    assert_eq!(
+        stderr_of(&output),
+        "app stderr\nskiff: kernel: kernel error line\n"
+    );
+
+    // The initrd QEMU was given is a newc cpio with the program and its run config, and
+    // it is removed once skiff is done.
+    let initrd = fs::read(&copy).unwrap();
+    assert!(initrd.starts_with(b"070701"));
+    let contains = |needle: &[u8]| initrd.windows(needle.len()).any(|w| w == needle);
+    assert!(contains(b"bin/prog\0"));
+    assert!(contains(b".skiff/run\0"));
+    assert!(contains(b"arg=/bin/prog\0arg=--flag\0arg=arg two\0"));
+    assert!(contains(b"TRAILER!!!\0"));
+    let used_path = fs::read_to_string(format!("{}.path", copy.display())).unwrap();
+    assert!(
+        !Path::new(&used_path).exists(),
+        "temporary initrd {used_path} was left behind"
+    );
+}
+
+#[test]
+fn stdin_is_forwarded_as_frames_with_eof() {
+    let fixture = Fixture::new();
+    let qemu = fixture.qemu(
+        r#"
+preamble();
+while (1) {
+    my ($tag, $len) = unpack("Cv", read_exact(3));
+    my $payload = $len ? read_exact($len) : '';
+    if ($tag == 1) {
+        die "oversized stdin frame" if $len > 4096;
+        frame(1, $payload);
+    } elsif ($tag == 2) {
+        frame(1, "<EOF>");
+        frame(4, "\x00\x00");
+        exit 33;
+    }
+}
+"#,
+    );
+    let input: Vec<u8> = (0..20_000u32).map(|i| (i * 7 % 256) as u8).collect();
+    let mut child = fixture
+        .command(&qemu, &[], &[])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let writer = {
+        let input = input.clone();
+        std::thread::spawn(move || {
+            stdin.write_all(&input).unwrap();
+        })
+    };
+    let output = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "stderr: {}",
+        stderr_of(&output)
+    );
+    let mut expected = input;
+    expected.extend_from_slice(b"<EOF>");
+    assert!(
+        output.stdout == expected,
+        "stdout differs ({} bytes)",
+        output.stdout.len()
+    );
+
+    // A closed stdin is end of file at once.
+    let output = fixture.command(&qemu, &[], &[]).output().unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "stderr: {}",
+        stderr_of(&output)
+    );
+    assert_eq!(output.stdout, b"<EOF>");
+}
+
+#[test]
+fn guest_dying_without_exit_report_is_125_with_diagnostics() {
+    let fixture = Fixture::new();
+    let qemu = fixture.qemu(
+        r#"
+preamble();
+frame(3, "\x02syscall 999 (unknown) not implemented");
+frame(1, "partial output");
+print STDERR "qemu: fatal: triple fault\n";
+exit 0;
+"#,
+    );
+    let output = fixture.command(&qemu, &[], &[]).output().unwrap();
+    assert_eq!(output.status.code(), Some(125));
+    assert_eq!(output.stdout, b"partial output");
+    let stderr = stderr_of(&output);
+    assert!(stderr.contains("without reporting how"), "{stderr}");
+    assert!(stderr.contains("triple-faulted"), "{stderr}");
+    assert!(
+        stderr.contains("skiff: kernel: syscall 999 (unknown) not implemented"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("skiff: qemu: qemu: fatal: triple fault"),
+        "{stderr}"
+    );
+    assert!(stderr.lines().all(|l| l.starts_with("skiff: ")), "{stderr}");
+}
+
+#[test]
+fn qemu_failing_before_the_preamble_shows_its_messages() {
+    let fixture = Fixture::new();
+    let qemu = fixture.qemu(
+        r#"
+print "garbage from firmware\n";
+print STDERR "qemu-system-x86_64: Error loading uncompressed kernel without PVH ELF Note\n";
+exit 1;
+"#,
+    );
+    let output = fixture.command(&qemu, &[], &[]).output().unwrap();
+    assert_eq!(output.status.code(), Some(125));
+    let stderr = stderr_of(&output);
+    assert!(stderr.contains("QEMU itself failed"), "{stderr}");
+    assert!(stderr.contains("never started talking"), "{stderr}");
+    assert!(
+        stderr.contains("skiff: console: garbage from firmware"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("without PVH ELF Note"), "{stderr}");
+}
+
+#[test]
+fn fatal_signal_maps_to_128_plus_n() {
+    let fixture = Fixture::new();
+    let qemu = fixture.qemu("preamble(); frame(4, \"\\x01\\x0b\"); exit 33;\n");
+    let output = fixture.command(&qemu, &[], &[]).output().unwrap();
+    assert_eq!(output.status.code(), Some(139));
+    let expected = format!(
+        "skiff: {} killed by SIGSEGV (signal 11)\n",
+        fixture.path("prog").display()
+    );
+    assert_eq!(stderr_of(&output), expected);
+}
+
+#[test]
+fn timing_report_is_printed_on_request() {
+    let fixture = Fixture::new();
+    let qemu = fixture.qemu(
+        r#"
+preamble();
+frame(5, pack("Q<Q<", 2_500_000, 400_000));
+frame(4, "\x00\x00");
+exit 33;
+"#,
+    );
+    let output = fixture.command(&qemu, &["--timing"], &[]).output().unwrap();
+    assert_eq!(output.status.code(), Some(0));
+    let stderr = stderr_of(&output);
+    assert!(
+        stderr.starts_with("skiff: timing: entry_to_app_ms=2.500 initrd_ms=0.400 "),
+        "{stderr}"
+    );
+    assert!(stderr.contains("total_ms="), "{stderr}");
+}
+
+#[test]
+fn verbose_shows_the_plan_and_all_log_lines() {
+    let fixture = Fixture::new();
+    let qemu = fixture.qemu(
+        r#"
+print STDERR "qemu warning line\n";
+preamble();
+frame(3, "\x00debug detail");
+frame(4, "\x00\x00");
+exit 33;
+"#,
+    );
+    let output = fixture
+        .command(&qemu, &["-v", "--machine", "q35"], &[])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0));
+    let stderr = stderr_of(&output);
+    for expected in [
+        "skiff: accelerator: ",
+        "skiff: kernel image: ",
+        "skiff: initrd: ",
+        "skiff: running: ",
+        " -M q35 ",
+        "-append skiff.verbose=1 ",
+        "skiff: kernel: debug detail",
+        "skiff: qemu: qemu warning line",
+    ] {
+        assert!(
+            stderr.contains(expected),
+            "missing {expected:?} in {stderr}"
+        );
+    }
+}
+
+#[test]
+fn timeout_stops_the_vm_with_124() {
+    let fixture = Fixture::new();
+    let qemu = fixture.qemu("preamble(); frame(1, \"started\\n\"); sleep 60; exit 33;\n");
+    let started = Instant::now();
+    let output = fixture
+        .command(&qemu, &["--timeout", "0.5"], &[])
+        .output()
+        .unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(output.status.code(), Some(124));
+    assert_eq!(output.stdout, b"started\n");
+    assert_eq!(
+        stderr_of(&output),
+        "skiff: timed out after 0.500s; stopped the VM\n"
+    );
+}
+
+#[test]
+fn closed_stdout_pipe_exits_141_quietly() {
+    let fixture = Fixture::new();
+    let qemu = fixture.qemu(
+        r#"
+preamble();
+while (1) { frame(1, "y\n" x 512); select(undef, undef, undef, 0.01); }
+"#,
+    );
+    let mut child = fixture
+        .command(&qemu, &[], &[])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut first = [0u8; 16];
+    stdout.read_exact(&mut first).unwrap();
+    drop(stdout);
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(141));
+    assert_eq!(stderr_of(&output), "");
+}
+
+#[test]
+fn sigterm_and_sigint_stop_the_vm_with_128_plus_n() {
+    let fixture = Fixture::new();
+    let pid_file = fixture.path("qemu.pid");
+    let qemu = fixture.qemu(&format!(
+        "open(my $f, '>', '{}'); print $f $$; close $f;\n\
+         preamble(); frame(1, \"ready\\n\"); sleep 60; exit 33;\n",
+        pid_file.display()
+    ));
+    for (signal, status) in [("TERM", 143), ("INT", 130)] {
+        let mut child = fixture
+            .command(&qemu, &[], &[])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut ready = [0u8; 6];
+        child
+            .stdout
+            .as_mut()
+            .unwrap()
+            .read_exact(&mut ready)
+            .unwrap();
+        assert_eq!(&ready, b"ready\n");
+        let started = Instant::now();
+        let sent = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(child.id().to_string())
+            .status()
+            .unwrap();
+        assert!(sent.success());
+        let output = child.wait_with_output().unwrap();
+        assert!(started.elapsed() < Duration::from_secs(20));
+        assert_eq!(
+            output.status.code(),
+            Some(status),
+            "{signal}: {:?}",
+            output.status.signal()
+        );
+        let qemu_pid = fs::read_to_string(&pid_file).unwrap();
+        assert!(
+            !process_alive(&qemu_pid),
+            "QEMU {qemu_pid} survived SIG{signal}"
+        );
+    }
+}
+
+/// Whether a process exists (and is not a zombie) by `/proc`.
+fn process_alive(pid: &str) -> bool {
+    match fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => !stat
+            .rsplit(')')
+            .next()
+            .unwrap_or("")
+            .trim_start()
+            .starts_with('Z'),
+        Err(_) => false,
+    }
+}
+
+#[test]
+fn qemu_dies_with_a_killed_skiff() {
+    let fixture = Fixture::new();
+    let pid_file = fixture.path("qemu.pid");
+    let qemu = fixture.qemu(&format!(
+        "open(my $f, '>', '{}'); print $f $$; close $f;\n\
+         preamble(); frame(1, \"ready\\n\"); sleep 60; exit 33;\n",
+        pid_file.display()
+    ));
+    let copy = fixture.path("initrd-copy");
+    let mut child = fixture
+        .command(&qemu, &[], &[])
+        .env("FAKE_QEMU_COPY_INITRD", &copy)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut ready = [0u8; 6];
+    child
+        .stdout
+        .as_mut()
+        .unwrap()
+        .read_exact(&mut ready)
+        .unwrap();
+    child.kill().unwrap(); // SIGKILL: skiff gets no chance to clean up
+    child.wait().unwrap();
+    let qemu_pid = fs::read_to_string(&pid_file).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while process_alive(&qemu_pid) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // A SIGKILLed skiff cannot remove its temporary initrd; the test does.
+    let leftover = fs::read_to_string(format!("{}.path", copy.display())).unwrap();
+    let _ = fs::remove_file(leftover);
+    assert!(!process_alive(&qemu_pid), "QEMU {qemu_pid} outlived skiff");
+}
+
+#[test]
+fn non_elf_is_126_before_booting() {
+    let fixture = Fixture::new();
+    let marker = fixture.path("qemu-ran");
+    let qemu = fixture.qemu(&format!(
+        "open(my $f, '>', '{}'); exit 1;\n",
+        marker.display()
+    ));
+    fs::write(fixture.path("prog"), b"#!/bin/sh\necho not an ELF\n").unwrap();
+    let output = fixture.command(&qemu, &[], &[]).output().unwrap();
+    assert_eq!(output.status.code(), Some(126));
+    let stderr = stderr_of(&output);
+    let prefix = format!(
+        "skiff: {}: cannot execute: ",
+        fixture.path("prog").display()
+    );
+    assert!(stderr.starts_with(&prefix), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        !marker.exists(),
+        "QEMU was started for a file that cannot run"
+    );
+
+    let output = Command::new(SKIFF)
+        .args(["run", "--kernel"])
+        .arg(fixture.path("kernel"))
+        .arg(fixture.dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(126));
+    assert!(stderr_of(&output).ends_with(": cannot execute: is a directory\n"));
+}
+
+#[test]
+fn missing_program_is_127() {
+    let fixture = Fixture::new();
+    let missing = fixture.path("does-not-exist");
+    let output = Command::new(SKIFF)
+        .arg("run")
+        .arg(&missing)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(127));
+    assert_eq!(
+        stderr_of(&output),
+        format!("skiff: {}: no such file\n", missing.display())
+    );
+}
+
+#[test]
+fn missing_qemu_and_kernel_are_125() {
+    let fixture = Fixture::new();
+    let empty_path = fixture.path("empty-bin");
+    fs::create_dir(&empty_path).unwrap();
+    let output = Command::new(SKIFF)
+        .arg("run")
+        .arg("--kernel")
+        .arg(fixture.path("kernel"))
+        .arg(fixture.path("prog"))
+        .env("PATH", &empty_path)
+        .env_remove("SKIFF_QEMU")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(125));
+    assert_eq!(
+        stderr_of(&output),
+        "skiff: qemu-system-x86_64 not found; install it with: apt-get install qemu-system-x86\n"
+    );
+
+    let output = Command::new(SKIFF)
+        .args(["run", "--kernel", "/nonexistent/skiff-kernel"])
+        .arg(fixture.path("prog"))
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(125));
+    assert!(stderr_of(&output).contains("/nonexistent/skiff-kernel (from --kernel) not found"));
+}
+
+#[test]
+fn usage_errors_are_125_and_help_is_0() {
+    let output = Command::new(SKIFF)
+        .args(["run", "-m", "16M", "x"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(125));
+    assert!(stderr_of(&output).contains("at least 32M"));
+    let help = Command::new(SKIFF)
+        .args(["run", "--help"])
+        .output()
+        .unwrap();
+    assert_eq!(help.status.code(), Some(0));
+    let text = String::from_utf8(help.stdout).unwrap();
+    assert!(
+        text.contains("Usage: skiff run [OPTIONS] <ELF> [-- ARGS...]"),
+        "{text}"
+    );
+    assert!(text.contains("Exit status:"));
+    let version = Command::new(SKIFF).arg("--version").output().unwrap();
+    assert_eq!(
+        String::from_utf8(version.stdout).unwrap(),
+        format!("skiff {}\n", env!("CARGO_PKG_VERSION"))
+    );
+}
