@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Installs what building and testing Skiff needs on Debian 12 (run as root, or with
+# sudo available). Idempotent: when every tool is already present it changes nothing,
+# and it runs `apt-get update` at most once, only when something must be installed.
+#
+#   qemu-system-x86_64   qemu-system-x86   the VMM the CLI boots the kernel in (TCG)
+#   musl-gcc             musl-tools        static C test programs against musl
+#   gcc, readelf         gcc, binutils     static C test programs against glibc
+#   /bin/busybox         busybox-static    guest tests and the demo (must be static)
+#   cpio                 cpio              inspecting initrds
+#   cargo                (rustup)          not installable with apt: reported if missing
+set -euo pipefail
+
+missing_packages=()
+
+need_command() {
+    local command="$1" package="$2"
+    if ! command -v "$command" >/dev/null 2>&1; then
+        missing_packages+=("$package")
+    fi
+}
+
+need_command qemu-system-x86_64 qemu-system-x86
+need_command musl-gcc musl-tools
+need_command gcc gcc
+need_command readelf binutils
+need_command cpio cpio
+need_command make make
+
+# Debian's plain `busybox` package is dynamically linked; the guest tests need the
+# static build from busybox-static (which replaces it).
+if [[ ! -x /bin/busybox ]] || readelf -lW /bin/busybox 2>/dev/null | grep -q INTERP ||
+    ! readelf -h /bin/busybox >/dev/null 2>&1; then
+    missing_packages+=(busybox-static)
+fi
+
+if ((${#missing_packages[@]} > 0)); then
+    echo "setup.sh: installing: ${missing_packages[*]}"
+    if [[ $(id -u) -eq 0 ]]; then
+        as_root=()
+    elif command -v sudo >/dev/null 2>&1; then
+        as_root=(sudo)
+    else
+        echo "setup.sh: error: need root (or sudo) to install ${missing_packages[*]}" >&2
+        exit 1
+    fi
+    "${as_root[@]}" apt-get update
+    DEBIAN_FRONTEND=noninteractive "${as_root[@]}" apt-get install -y --no-install-recommends \
+        "${missing_packages[@]}"
+else
+    echo "setup.sh: all system tools present"
+fi
+
+if ! command -v cargo >/dev/null 2>&1; then
+    echo "setup.sh: error: cargo not found; install Rust 1.95 or newer with rustup (https://rustup.rs)" >&2
+    exit 1
+fi

@@ -1,0 +1,362 @@
+//! The test-program invocations shared by the native-baseline and differential tests.
+//!
+//! Each [`Case`] says how to invoke one program from `tests/programs` (arguments,
+//! environment, stdin) and what a correct run looks like. The native-baseline tests hold
+//! every native run to [`Case::check`], which proves the program and the harness sound
+//! on Linux; the differential tests then require the guest to match the native run byte
+//! for byte.
+
+use crate::{all_byte_values_x4, pseudo_random_bytes, Outcome, Run};
+
+/// One invocation of a test program and its expected native result.
+pub struct Case {
+    /// A name for messages, unique among cases.
+    pub name: &'static str,
+    /// The program's file name under `build/<variant>/` (or the Rust probe).
+    pub program: &'static str,
+    /// Adds arguments, environment and stdin to a run of the program.
+    pub setup: fn(Run) -> Run,
+    /// Checks a native outcome: the status and what must (not) be in stdout.
+    pub check: fn(&Outcome) -> Result<(), String>,
+}
+
+impl Case {
+    /// The run of this case for the binary at `path`.
+    pub fn run(&self, path: impl Into<std::path::PathBuf>) -> Run {
+        (self.setup)(Run::new(path))
+    }
+}
+
+fn expect_status(outcome: &Outcome, status: i32) -> Result<(), String> {
+    match outcome.status_code() {
+        Some(s) if s == status => Ok(()),
+        other => Err(format!("expected status {status}, got {other:?}")),
+    }
+}
+
+/// Status 0, and no line saying a check failed (`...: no`) or a setup step died.
+fn all_checks_pass(outcome: &Outcome) -> Result<(), String> {
+    expect_status(outcome, 0)?;
+    let text = outcome.stdout_text();
+    let failed: Vec<&str> = text
+        .lines()
+        .filter(|l| l.ends_with(": no") || l.starts_with("FATAL") || l.contains("failed"))
+        .collect();
+    if !failed.is_empty() {
+        return Err(format!("failed checks: {failed:?}"));
+    }
+    if text.is_empty() {
+        return Err("no output".into());
+    }
+    Ok(())
+}
+
+fn stdout_is(outcome: &Outcome, expected: &str) -> Result<(), String> {
+    if outcome.stdout_text() == expected {
+        Ok(())
+    } else {
+        Err(format!(
+            "stdout {:?} is not {expected:?}",
+            outcome.stdout_text()
+        ))
+    }
+}
+
+/// FNV-1a 64, as the `stdin` program computes it.
+pub fn fnv1a64(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, &b| {
+        (hash ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+/// What the `stdin` program prints for `input`.
+pub fn stdin_report(input: &[u8]) -> String {
+    let newlines = input.iter().filter(|&&b| b == b'\n').count();
+    format!(
+        "bytes: {}\nnewlines: {newlines}\nfnv1a64: {:016x}\n",
+        input.len(),
+        fnv1a64(input)
+    )
+}
+
+/// 200 KiB of binary stdin: more than any pipe or console buffer holds at once.
+pub fn large_stdin() -> Vec<u8> {
+    pseudo_random_bytes(200 * 1024, 0x5eed)
+}
+
+/// The cases for the C programs (every variant runs every case).
+pub fn c_cases() -> Vec<Case> {
+    vec![
+        Case {
+            name: "hello",
+            program: "hello",
+            setup: |r| {
+                r.args(["first", "two words", "", "ünïcödé"])
+                    .env("SKIFF_HELLO", "world")
+            },
+            check: |o| {
+                all_checks_pass(o)?;
+                let text = o.stdout_text();
+                if !text.contains("argv[0]: [/bin/hello]\n")
+                    || !text.contains("argv[2]: [two words]\n")
+                    || !text.contains("argv[3]: []\n")
+                {
+                    return Err("argv lines are wrong".into());
+                }
+                Ok(())
+            },
+        },
+        Case {
+            name: "fileio",
+            program: "fileio",
+            setup: |r| r,
+            check: |o| {
+                all_checks_pass(o)?;
+                let text = o.stdout_text();
+                for line in [
+                    "open O_CREAT|O_EXCL again: EEXIST",
+                    "read 5 at 7: 5 [skiff]",
+                    "size after grow: 4096",
+                    "close 50 again: EBADF",
+                    "unlink directory: EISDIR",
+                    "rmdir workdir: ok",
+                ] {
+                    if !text.lines().any(|l| l == line) {
+                        return Err(format!("missing line {line:?}"));
+                    }
+                }
+                Ok(())
+            },
+        },
+        Case {
+            name: "dirs",
+            program: "dirs",
+            setup: |r| r,
+            check: |o| {
+                all_checks_pass(o)?;
+                let text = o.stdout_text();
+                for line in [
+                    "mkdir sub again: EEXIST",
+                    "rmdir non-empty: ENOTEMPTY",
+                    "rmdir missing: ENOENT",
+                    "readlink: 5 [a.txt]",
+                    "cwd after chdir: <work>/sub/inner",
+                    "listing of work: 7 entries",
+                    "rmdir work: ok",
+                ] {
+                    if !text.lines().any(|l| l == line) {
+                        return Err(format!("missing line {line:?}"));
+                    }
+                }
+                Ok(())
+            },
+        },
+        Case {
+            name: "mem",
+            program: "mem",
+            setup: |r| r,
+            check: all_checks_pass,
+        },
+        Case {
+            name: "time",
+            program: "time",
+            setup: |r| r,
+            check: all_checks_pass,
+        },
+        Case {
+            name: "stdin-empty",
+            program: "stdin",
+            setup: |r| r,
+            check: |o| {
+                expect_status(o, 0)?;
+                stdout_is(o, &stdin_report(b""))
+            },
+        },
+        Case {
+            name: "stdin-text",
+            program: "stdin",
+            setup: |r| r.stdin("one\ntwo\nthree\n"),
+            check: |o| {
+                expect_status(o, 0)?;
+                stdout_is(o, &stdin_report(b"one\ntwo\nthree\n"))
+            },
+        },
+        Case {
+            name: "stdin-large-binary",
+            program: "stdin",
+            setup: |r| r.stdin(large_stdin()),
+            check: |o| {
+                expect_status(o, 0)?;
+                stdout_is(o, &stdin_report(&large_stdin()))
+            },
+        },
+        Case {
+            name: "exitcode-0",
+            program: "exitcode",
+            setup: |r| r.arg("0"),
+            check: |o| expect_status(o, 0),
+        },
+        Case {
+            name: "exitcode-42",
+            program: "exitcode",
+            setup: |r| r.arg("42"),
+            check: |o| {
+                expect_status(o, 42)?;
+                stdout_is(o, "exiting with 42\n")
+            },
+        },
+        Case {
+            name: "exitcode-255",
+            program: "exitcode",
+            setup: |r| r.arg("255"),
+            check: |o| expect_status(o, 255),
+        },
+        Case {
+            // Linux keeps only the low 8 bits of the status.
+            name: "exitcode-256",
+            program: "exitcode",
+            setup: |r| r.arg("256"),
+            check: |o| expect_status(o, 0),
+        },
+        Case {
+            name: "segv",
+            program: "segv",
+            setup: |r| r,
+            check: |o| {
+                expect_status(o, 139)?;
+                stdout_is(o, "about to store through NULL\n")
+            },
+        },
+        Case {
+            name: "efault",
+            program: "efault",
+            setup: |r| r,
+            check: |o| {
+                all_checks_pass(o)?;
+                let text = o.stdout_text();
+                let probes: Vec<&str> = text
+                    .lines()
+                    .filter(|l| {
+                        l.contains(" at ")
+                            || l.contains(" to ")
+                            || l.contains(" from ")
+                            || l.contains(" into ")
+                    })
+                    .filter(|l| !l.starts_with("write zero bytes"))
+                    .collect();
+                if probes.len() != 30 {
+                    return Err(format!(
+                        "expected 30 bad-pointer probes, saw {}",
+                        probes.len()
+                    ));
+                }
+                if let Some(bad) = probes.iter().find(|l| !l.ends_with(": EFAULT")) {
+                    return Err(format!("not EFAULT: {bad:?}"));
+                }
+                if !text.ends_with("still running after every bad pointer\n") {
+                    return Err("did not reach the end".into());
+                }
+                Ok(())
+            },
+        },
+        Case {
+            name: "uname",
+            program: "uname",
+            setup: |r| r,
+            check: |o| {
+                expect_status(o, 0)?;
+                stdout_is(o, "uname: ok\nsysname: Linux\nrelease nonempty: yes\n")
+            },
+        },
+        Case {
+            name: "env",
+            program: "env",
+            setup: |r| {
+                r.env("SKIFF_PLAIN", "plain")
+                    .env("SKIFF_SPACES", "with  two spaces")
+                    .env("SKIFF_EQUALS", "a=b=c")
+                    .env("SKIFF_EMPTY", "")
+            },
+            check: |o| {
+                expect_status(o, 0)?;
+                stdout_is(
+                    o,
+                    "SKIFF_PLAIN=[plain]\nSKIFF_SPACES=[with  two spaces]\nSKIFF_EQUALS=[a=b=c]\n\
+                     SKIFF_EMPTY=[]\nSKIFF_UNSET is unset\n",
+                )
+            },
+        },
+        Case {
+            name: "bytes",
+            program: "bytes",
+            setup: |r| r,
+            check: |o| {
+                expect_status(o, 0)?;
+                if o.stdout == all_byte_values_x4() {
+                    Ok(())
+                } else {
+                    Err(format!("{} bytes, not the 1024 expected", o.stdout.len()))
+                }
+            },
+        },
+    ]
+}
+
+/// The cases for the Rust probe.
+pub fn rust_cases() -> Vec<Case> {
+    vec![
+        Case {
+            name: "rust-probe",
+            program: "skiff-rust-probe",
+            setup: |r| r.arg("0").arg("second arg").env("SKIFF_RUST", "yes please"),
+            check: |o| {
+                all_checks_pass(o)?;
+                let text = o.stdout_text();
+                for line in [
+                    "arg[0]: [/bin/skiff-rust-probe]",
+                    "env SKIFF_RUST=[yes please]",
+                    "current_dir: /",
+                    "sub holds: a.txt (file), deeper (dir), z.txt (file)",
+                    "work dir removed",
+                ] {
+                    if !text.lines().any(|l| l == line) {
+                        return Err(format!("missing line {line:?}"));
+                    }
+                }
+                Ok(())
+            },
+        },
+        Case {
+            name: "rust-probe-exit-3",
+            program: "skiff-rust-probe",
+            setup: |r| r.arg("3"),
+            check: |o| expect_status(o, 3),
+        },
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fnv_matches_reference_values() {
+        // Published FNV-1a 64 test vectors.
+        assert_eq!(fnv1a64(b""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(fnv1a64(b"a"), 0xaf63_dc4c_8601_ec8c);
+        assert_eq!(fnv1a64(b"foobar"), 0x8594_4171_f739_67e8);
+    }
+
+    #[test]
+    fn case_names_are_unique() {
+        let mut names: Vec<&str> = c_cases()
+            .iter()
+            .chain(rust_cases().iter())
+            .map(|c| c.name)
+            .collect();
+        let total = names.len();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), total);
+    }
+}
