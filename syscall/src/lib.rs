@@ -1,2 +1,35 @@
+//! The Linux system-call layer of Skiff.
+//!
+//! The application's `syscall` instruction arrives in [`dispatch`] with the registers in
+//! a [`TrapFrame`]. [`args`] decodes them into typed values (one place), [`table`] maps
+//! the number to a handler (one table), the handler calls a subsystem (`skiff-fs`,
+//! `skiff-vm`, the clocks) and the result is encoded back into `rax`, with errors
+//! negated into `-errno` in exactly one place, [`table::dispatch`].
+//!
+//! This crate also owns the process: its file-system context, address space, identity,
+//! limits and signal dispositions ([`process`]), starting it from the initrd
+//! ([`exec`]), and what a fault in its code means ([`fault`]).
 #![cfg_attr(not(test), no_std)]
 #![deny(unsafe_code)]
+
+extern crate alloc;
+
+pub mod args;
+pub mod env;
+pub mod exec;
+pub mod fault;
+pub mod nr;
+pub mod process;
+mod sys_fs;
+mod sys_mem;
+mod sys_proc;
+mod sys_time;
+pub mod table;
+
+pub use exec::{start, BootParams};
+pub use table::dispatch;
+
+/// Called on every timer interrupt. Sleepers re-check their deadline when woken.
+pub fn timer_tick() {
+    sys_time::on_timer();
+}

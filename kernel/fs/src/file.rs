@@ -1,0 +1,513 @@
+//! Open file descriptions: what a descriptor refers to. Shared by `dup`ed descriptors,
+//! so the file offset and the status flags (`O_APPEND`, `O_NONBLOCK`) are shared too.
+
+use crate::device::{CharDevice, ConsoleDevice, IoctlOut, Terminal, FIONBIO, FIONREAD};
+use crate::env::ConsoleStream;
+use crate::inode::Inode;
+use crate::types::{
+    FileType, OpenFlags, SetAttr, Stat, MAX_FILE_SIZE, SEEK_CUR, SEEK_END, SEEK_HOLE, SEEK_SET,
+    S_IFCHR, S_IFIFO,
+};
+use crate::vfs::{Location, Resolved, Vfs};
+use alloc::sync::{Arc, Weak};
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicU32, Ordering};
+use skiff_errno::{Errno, KResult};
+use spin::Mutex;
+
+/// Which of the three initial descriptors a console file is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StdStream {
+    Stdin,
+    Stdout,
+    Stderr,
+}
+
+enum FileKind {
+    /// A regular file, read and written through its inode.
+    Regular(Arc<dyn Inode>),
+    Directory(Arc<dyn Inode>),
+    /// A synthetic (procfs) file: its content as generated at open.
+    Snapshot(Vec<u8>),
+    Device(Arc<dyn CharDevice>),
+    /// `O_PATH`: a position in the tree, usable for `*at` calls and `fstat` only.
+    Path,
+}
+
+/// An open file description.
+pub struct OpenFile {
+    kind: FileKind,
+    location: Option<Location>,
+    /// The directory holding the file and its name there, when opened by a name.
+    parent: Option<(Location, Vec<u8>)>,
+    /// Metadata of files with no inode (the initial console descriptors).
+    detached_stat: Option<Stat>,
+    vfs: Weak<Vfs>,
+    /// `F_GETFL` flags: access mode, `O_APPEND`, `O_NONBLOCK`, ...
+    status: AtomicU32,
+    /// The file offset (also the directory position); its lock also serializes reads
+    /// and writes that use it, like Linux's `f_pos_lock`.
+    pos: Mutex<u64>,
+}
+
+/// Flags that describe only the open call and are not kept in the status flags.
+const OPEN_ONLY_FLAGS: u32 = OpenFlags::O_CREAT
+    | OpenFlags::O_EXCL
+    | OpenFlags::O_NOCTTY
+    | OpenFlags::O_TRUNC
+    | OpenFlags::O_CLOEXEC;
+
+impl OpenFile {
+    fn build(
+        vfs: Weak<Vfs>,
+        kind: FileKind,
+        resolved: Option<Resolved>,
+        flags: OpenFlags,
+        detached_stat: Option<Stat>,
+    ) -> Arc<OpenFile> {
+        let mut status = flags.0 & !OPEN_ONLY_FLAGS;
+        if flags.0 & OpenFlags::O_PATH == 0 {
+            // 64-bit Linux forces O_LARGEFILE on every open.
+            status |= OpenFlags::O_LARGEFILE;
+        }
+        let (location, parent) = match resolved {
+            Some(r) => (Some(r.loc), r.parent),
+            None => (None, None),
+        };
+        Arc::new(OpenFile {
+            kind,
+            location,
+            parent,
+            detached_stat,
+            vfs,
+            status: AtomicU32::new(status),
+            pos: Mutex::new(0),
+        })
+    }
+
+    pub(crate) fn new_path(vfs: Weak<Vfs>, resolved: Resolved, flags: OpenFlags) -> Arc<OpenFile> {
+        Self::build(vfs, FileKind::Path, Some(resolved), flags, None)
+    }
+
+    pub(crate) fn new_inode(
+        vfs: Weak<Vfs>,
+        resolved: Resolved,
+        flags: OpenFlags,
+    ) -> KResult<Arc<OpenFile>> {
+        let inode = resolved.loc.inode.clone();
+        let kind = match inode.file_type() {
+            FileType::Directory => FileKind::Directory(inode),
+            _ => match inode.snapshot() {
+                Some(content) => FileKind::Snapshot(content?),
+                None => FileKind::Regular(inode),
+            },
+        };
+        Ok(Self::build(vfs, kind, Some(resolved), flags, None))
+    }
+
+    pub(crate) fn new_device(
+        vfs: Weak<Vfs>,
+        resolved: Resolved,
+        device: Arc<dyn CharDevice>,
+        flags: OpenFlags,
+    ) -> Arc<OpenFile> {
+        Self::build(vfs, FileKind::Device(device), Some(resolved), flags, None)
+    }
+
+    /// One of the three initial descriptors on the console: `Stdin` reads host stdin,
+    /// `Stdout`/`Stderr` write the host streams. When the terminal's host side is a
+    /// terminal they are read-write ttys (answer `TCGETS`); otherwise they behave like
+    /// the pipes the host has (one direction, `ENOTTY`, `S_IFIFO`).
+    pub fn console(terminal: &Arc<Terminal>, which: StdStream) -> Arc<OpenFile> {
+        let is_tty = terminal.console_is_tty();
+        let stream = match which {
+            StdStream::Stderr => ConsoleStream::Stderr,
+            _ => ConsoleStream::Stdout,
+        };
+        let access = match (is_tty, which) {
+            (true, _) => OpenFlags::O_RDWR,
+            (false, StdStream::Stdin) => OpenFlags::O_RDONLY,
+            (false, _) => OpenFlags::O_WRONLY,
+        };
+        let stat = Stat {
+            ino: which as u64 + 1,
+            nlink: 1,
+            mode: if is_tty {
+                S_IFCHR | 0o620
+            } else {
+                S_IFIFO | 0o600
+            },
+            rdev: if is_tty {
+                crate::device::DEV_CONSOLE
+            } else {
+                0
+            },
+            blksize: 4096,
+            ..Stat::default()
+        };
+        let device = Arc::new(ConsoleDevice {
+            terminal: terminal.clone(),
+            stream,
+            is_tty,
+        });
+        Self::build(
+            Weak::new(),
+            FileKind::Device(device),
+            None,
+            OpenFlags(access),
+            Some(stat),
+        )
+    }
+
+    // ---- flags ----
+
+    /// `F_GETFL`.
+    pub fn status_flags(&self) -> u32 {
+        self.status.load(Ordering::Relaxed)
+    }
+
+    /// `F_SETFL`: only `O_APPEND` and `O_NONBLOCK` change; other bits are ignored.
+    pub fn set_status_flags(&self, flags: u32) -> KResult<()> {
+        if self.is_path() {
+            return Err(Errno::EBADF);
+        }
+        let mask = OpenFlags::SETFL_MASK;
+        let _ = self
+            .status
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |old| {
+                Some((old & !mask) | (flags & mask))
+            });
+        Ok(())
+    }
+
+    fn flags(&self) -> OpenFlags {
+        OpenFlags(self.status_flags())
+    }
+    fn is_path(&self) -> bool {
+        matches!(self.kind, FileKind::Path)
+    }
+    pub fn is_readable(&self) -> bool {
+        !self.is_path() && self.flags().readable()
+    }
+    pub fn is_writable(&self) -> bool {
+        !self.is_path() && self.flags().writable()
+    }
+    fn nonblocking(&self) -> bool {
+        self.status_flags() & OpenFlags::O_NONBLOCK != 0
+    }
+    fn appending(&self) -> bool {
+        self.status_flags() & OpenFlags::O_APPEND != 0
+    }
+
+    /// Where the file is in the tree (`None` for console descriptors).
+    pub fn location(&self) -> Option<&Location> {
+        self.location.as_ref()
+    }
+
+    /// The inode, if the file has one.
+    pub fn inode(&self) -> Option<&Arc<dyn Inode>> {
+        self.location.as_ref().map(|l| &l.inode)
+    }
+
+    /// Whether terminal ioctls work (`isatty`).
+    pub fn is_tty(&self) -> bool {
+        matches!(&self.kind, FileKind::Device(d) if d.is_tty())
+    }
+
+    // ---- data ----
+
+    /// `read(2)`.
+    pub fn read(&self, buf: &mut [u8]) -> KResult<usize> {
+        if !self.is_readable() {
+            return Err(Errno::EBADF);
+        }
+        match &self.kind {
+            FileKind::Regular(inode) => {
+                let mut pos = self.pos.lock();
+                let n = inode.read_at(*pos, buf)?;
+                *pos += n as u64;
+                Ok(n)
+            }
+            FileKind::Snapshot(data) => {
+                let mut pos = self.pos.lock();
+                let n = copy_from(data, *pos, buf);
+                *pos += n as u64;
+                Ok(n)
+            }
+            FileKind::Directory(_) => Err(Errno::EISDIR),
+            FileKind::Device(dev) => dev.read(buf, self.nonblocking()),
+            FileKind::Path => Err(Errno::EBADF),
+        }
+    }
+
+    /// `write(2)`; with `O_APPEND` each write lands at the end in one step.
+    pub fn write(&self, buf: &[u8]) -> KResult<usize> {
+        if !self.is_writable() {
+            return Err(Errno::EBADF);
+        }
+        match &self.kind {
+            FileKind::Regular(inode) => {
+                let mut pos = self.pos.lock();
+                if self.appending() {
+                    let (n, end) = inode.append(buf)?;
+                    *pos = end;
+                    Ok(n)
+                } else {
+                    let n = inode.write_at(*pos, buf)?;
+                    *pos += n as u64;
+                    Ok(n)
+                }
+            }
+            FileKind::Device(dev) => dev.write(buf),
+            FileKind::Snapshot(_) | FileKind::Directory(_) | FileKind::Path => Err(Errno::EBADF),
+        }
+    }
+
+    /// `pread64(2)`: reads at `offset` without moving the file offset.
+    pub fn pread(&self, buf: &mut [u8], offset: i64) -> KResult<usize> {
+        if !self.is_readable() {
+            return Err(Errno::EBADF);
+        }
+        if offset < 0 {
+            return Err(Errno::EINVAL);
+        }
+        match &self.kind {
+            FileKind::Regular(inode) => inode.read_at(offset as u64, buf),
+            FileKind::Snapshot(data) => Ok(copy_from(data, offset as u64, buf)),
+            FileKind::Directory(_) => Err(Errno::EISDIR),
+            FileKind::Device(dev) if dev.seekable() => dev.read(buf, self.nonblocking()),
+            FileKind::Device(_) => Err(Errno::ESPIPE),
+            FileKind::Path => Err(Errno::EBADF),
+        }
+    }
+
+    /// `pwrite64(2)`. As on Linux, a file opened with `O_APPEND` appends anyway.
+    pub fn pwrite(&self, buf: &[u8], offset: i64) -> KResult<usize> {
+        if !self.is_writable() {
+            return Err(Errno::EBADF);
+        }
+        if offset < 0 {
+            return Err(Errno::EINVAL);
+        }
+        match &self.kind {
+            FileKind::Regular(inode) if self.appending() => Ok(inode.append(buf)?.0),
+            FileKind::Regular(inode) => inode.write_at(offset as u64, buf),
+            FileKind::Device(dev) if dev.seekable() => dev.write(buf),
+            FileKind::Device(_) => Err(Errno::ESPIPE),
+            _ => Err(Errno::EBADF),
+        }
+    }
+
+    /// `lseek(2)`: returns the new offset.
+    pub fn seek(&self, offset: i64, whence: u32) -> KResult<u64> {
+        if whence > SEEK_HOLE {
+            return Err(Errno::EINVAL);
+        }
+        let mut pos = self.pos.lock();
+        let relative = |base: u64| -> KResult<u64> {
+            let target = (base as i64).checked_add(offset).ok_or(Errno::EINVAL)?;
+            if target < 0 {
+                return Err(Errno::EINVAL);
+            }
+            Ok(target as u64)
+        };
+        let new = match &self.kind {
+            FileKind::Path => return Err(Errno::EBADF),
+            FileKind::Device(dev) => {
+                if !dev.seekable() {
+                    return Err(Errno::ESPIPE);
+                }
+                // Memory devices accept any seek and stay at 0 (Linux null_lseek).
+                0
+            }
+            FileKind::Regular(inode) => match whence {
+                SEEK_SET => relative(0)?,
+                SEEK_CUR => relative(*pos)?,
+                SEEK_END => relative(inode.stat()?.size)?,
+                _ => {
+                    if offset < 0 {
+                        return Err(Errno::ENXIO);
+                    }
+                    inode.seek_data_or_hole(offset as u64, whence == SEEK_HOLE)?
+                }
+            },
+            // Directory positions are entry cookies; only absolute and relative seeks
+            // make sense. Synthetic files (seq_file on Linux) allow the same.
+            FileKind::Directory(_) | FileKind::Snapshot(_) => match whence {
+                SEEK_SET => relative(0)?,
+                SEEK_CUR => relative(*pos)?,
+                _ => return Err(Errno::EINVAL),
+            },
+        };
+        if new > MAX_FILE_SIZE {
+            return Err(Errno::EINVAL);
+        }
+        *pos = new;
+        Ok(new)
+    }
+
+    /// `getdents64(2)`: fills `buf` with `linux_dirent64` records ("." and ".." first)
+    /// and returns the bytes used, 0 at the end. `EINVAL` if not even one record fits.
+    pub fn getdents64(&self, buf: &mut [u8]) -> KResult<usize> {
+        let inode = match &self.kind {
+            FileKind::Directory(inode) => inode,
+            FileKind::Path => return Err(Errno::EBADF),
+            _ => return Err(Errno::ENOTDIR),
+        };
+        if inode.stat()?.nlink == 0 {
+            return Err(Errno::ENOENT);
+        }
+        let mut pos = self.pos.lock();
+        let mut used = 0;
+        loop {
+            let (ino, file_type, name, next): (u64, FileType, Vec<u8>, u64) = match *pos {
+                0 => (inode.ino(), FileType::Directory, b".".to_vec(), 1),
+                1 => {
+                    let parent_ino = match (&self.location, self.vfs.upgrade()) {
+                        (Some(loc), Some(vfs)) => vfs.parent_of(loc)?.inode.ino(),
+                        _ => inode.ino(),
+                    };
+                    (
+                        parent_ino,
+                        FileType::Directory,
+                        b"..".to_vec(),
+                        crate::inode::FIRST_COOKIE,
+                    )
+                }
+                p => match inode.read_dir(p)? {
+                    Some(e) => (e.ino, e.file_type, e.name, e.cookie + 1),
+                    None => break,
+                },
+            };
+            let reclen = (19 + name.len() + 1).next_multiple_of(8);
+            if used + reclen > buf.len() {
+                if used == 0 {
+                    return Err(Errno::EINVAL);
+                }
+                break;
+            }
+            let rec = &mut buf[used..used + reclen];
+            rec.fill(0);
+            rec[0..8].copy_from_slice(&ino.to_le_bytes());
+            rec[8..16].copy_from_slice(&(next as i64).to_le_bytes());
+            rec[16..18].copy_from_slice(&(reclen as u16).to_le_bytes());
+            rec[18] = file_type.dirent_type();
+            rec[19..19 + name.len()].copy_from_slice(&name);
+            used += reclen;
+            *pos = next;
+        }
+        Ok(used)
+    }
+
+    /// `fstat(2)`.
+    pub fn stat(&self) -> KResult<Stat> {
+        match (&self.location, &self.detached_stat) {
+            (Some(loc), _) => loc.stat(),
+            (None, Some(st)) => Ok(*st),
+            (None, None) => Err(Errno::EBADF),
+        }
+    }
+
+    /// `ftruncate(2)`: `EINVAL` unless a regular file open for writing.
+    pub fn truncate(&self, len: i64) -> KResult<()> {
+        if self.is_path() {
+            return Err(Errno::EBADF);
+        }
+        if len < 0 || !self.is_writable() {
+            return Err(Errno::EINVAL);
+        }
+        match &self.kind {
+            FileKind::Regular(inode) => inode.set_size(len as u64),
+            _ => Err(Errno::EINVAL),
+        }
+    }
+
+    /// `fchmod`/`fchown`/`futimens` (`O_PATH` descriptors give `EBADF`, as Linux).
+    pub fn set_attr(&self, attr: &SetAttr) -> KResult<()> {
+        if self.is_path() {
+            return Err(Errno::EBADF);
+        }
+        match self.inode() {
+            Some(inode) => inode.set_attr(attr),
+            // Console descriptors have no inode whose attributes could change.
+            None => Err(Errno::EPERM),
+        }
+    }
+
+    /// `ioctl(2)`: `arg_in` holds the bytes the request reads from user memory (see
+    /// [`crate::device::ioctl_input_len`]).
+    pub fn ioctl(&self, cmd: u32, arg_in: &[u8]) -> KResult<IoctlOut> {
+        if self.is_path() {
+            return Err(Errno::EBADF);
+        }
+        if cmd == FIONBIO {
+            let on = arg_in.get(0..4).ok_or(Errno::EFAULT)? != [0, 0, 0, 0];
+            let old = self.status_flags();
+            let new = if on {
+                old | OpenFlags::O_NONBLOCK
+            } else {
+                old & !OpenFlags::O_NONBLOCK
+            };
+            self.set_status_flags(new)?;
+            return Ok(IoctlOut::Return(0));
+        }
+        match &self.kind {
+            FileKind::Device(dev) => dev.ioctl(cmd, arg_in),
+            FileKind::Regular(inode) if cmd == FIONREAD => {
+                let size = inode.stat()?.size;
+                let left = size.saturating_sub(*self.pos.lock()).min(i32::MAX as u64) as i32;
+                Ok(IoctlOut::CopyOut(left.to_le_bytes().to_vec()))
+            }
+            _ => Err(Errno::ENOTTY),
+        }
+    }
+
+    /// The path shown by /proc/self/fd and used by `getcwd` for directories; unlinked
+    /// files get Linux's " (deleted)" suffix.
+    pub fn path(&self) -> Vec<u8> {
+        let Some(loc) = &self.location else {
+            return b"/dev/console".to_vec();
+        };
+        let Some(vfs) = self.vfs.upgrade() else {
+            return Vec::new();
+        };
+        let deleted = loc.inode.stat().map(|s| s.nlink == 0).unwrap_or(true);
+        let path = if loc.is_dir() {
+            vfs.path_of(loc)
+        } else {
+            match &self.parent {
+                Some((dir, name)) => vfs.path_in(dir, name),
+                None => vfs.path_of(loc),
+            }
+        };
+        match path {
+            Ok(mut p) if deleted => {
+                p.extend_from_slice(b" (deleted)");
+                p
+            }
+            Ok(p) => p,
+            Err(_) => {
+                let mut p = match &self.parent {
+                    Some((_, name)) => {
+                        let mut p = b"/".to_vec();
+                        p.extend_from_slice(name);
+                        p
+                    }
+                    None => b"/".to_vec(),
+                };
+                p.extend_from_slice(b" (deleted)");
+                p
+            }
+        }
+    }
+}
+
+fn copy_from(data: &[u8], offset: u64, buf: &mut [u8]) -> usize {
+    if offset >= data.len() as u64 {
+        return 0;
+    }
+    let start = offset as usize;
+    let n = buf.len().min(data.len() - start);
+    buf[..n].copy_from_slice(&data[start..start + n]);
+    n
+}

@@ -1,0 +1,182 @@
+//! The physical frame allocator: a bitmap over all RAM the VMM reported.
+//!
+//! Written here rather than taken from a crate because the kernel heap grows *from*
+//! this allocator, so it must not allocate from the heap itself (the buddy allocator
+//! crates keep their free lists in heap collections). One bit per 4 KiB frame, kept in
+//! frames taken from the first RAM region large enough; a rotating hint makes
+//! single-frame allocation cheap.
+
+use skiff_arch::layout::{phys_to_virt, PAGE_SIZE};
+use spin::Mutex;
+
+/// A physical address range `[start, end)`.
+#[derive(Clone, Copy, Debug)]
+pub struct Range {
+    pub start: u64,
+    pub end: u64,
+}
+
+struct Bitmap {
+    /// Direct-map pointer to the words; bit set = frame in use.
+    words: &'static mut [u64],
+    frames: u64,
+    free: u64,
+    hint: usize,
+}
+
+static ALLOCATOR: Mutex<Option<Bitmap>> = Mutex::new(None);
+
+/// Statistics for `/proc/meminfo` and `sysinfo`.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Stats {
+    pub total_frames: u64,
+    pub free_frames: u64,
+}
+
+static TOTAL_USABLE: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
+/// Build the allocator from the RAM regions, keeping `reserved` ranges (kernel image,
+/// initrd, low memory) out. Returns false if no region can hold the bitmap.
+pub fn init(ram: &[Range], reserved: &[Range]) -> bool {
+    let top = ram.iter().map(|r| r.end).max().unwrap_or(0);
+    let frames = top.div_ceil(PAGE_SIZE);
+    let bitmap_bytes = frames.div_ceil(64) * 8;
+    let bitmap_pages = bitmap_bytes.div_ceil(PAGE_SIZE);
+    // Find a home for the bitmap: page-aligned, inside RAM, outside reserved ranges.
+    let overlaps = |s: u64, e: u64| reserved.iter().any(|r| s < r.end && r.start < e);
+    let mut home = None;
+    'outer: for r in ram {
+        let mut s = r.start.next_multiple_of(PAGE_SIZE).max(0x10_0000);
+        while s + bitmap_pages * PAGE_SIZE <= r.end {
+            let e = s + bitmap_pages * PAGE_SIZE;
+            if !overlaps(s, e) {
+                home = Some(s);
+                break 'outer;
+            }
+            s += PAGE_SIZE;
+        }
+    }
+    let Some(home) = home else { return false };
+    let words_len = (bitmap_bytes / 8) as usize;
+    // SAFETY: [home, home + bitmap_pages pages) is RAM that no reserved range covers and
+    // that nothing else uses yet (the allocator is not live); the direct map covers it.
+    let words: &'static mut [u64] =
+        unsafe { core::slice::from_raw_parts_mut(phys_to_virt(home) as *mut u64, words_len) };
+    words.fill(u64::MAX);
+    let mut bm = Bitmap { words, frames, free: 0, hint: 0 };
+    for r in ram {
+        let s = r.start.next_multiple_of(PAGE_SIZE);
+        let e = r.end / PAGE_SIZE * PAGE_SIZE;
+        let mut f = s / PAGE_SIZE;
+        while f < e / PAGE_SIZE {
+            let addr = f * PAGE_SIZE;
+            let in_use = addr < 0x10_0000
+                || overlaps(addr, addr + PAGE_SIZE)
+                || (addr >= home && addr < home + bitmap_pages * PAGE_SIZE);
+            if !in_use {
+                bm.words[(f / 64) as usize] &= !(1u64 << (f % 64));
+                bm.free += 1;
+            }
+            f += 1;
+        }
+    }
+    TOTAL_USABLE.store(bm.free, core::sync::atomic::Ordering::Relaxed);
+    *ALLOCATOR.lock() = Some(bm);
+    true
+}
+
+impl Bitmap {
+    fn alloc_one(&mut self) -> Option<u64> {
+        let n = self.words.len();
+        for i in 0..n {
+            let idx = (self.hint + i) % n;
+            let w = self.words[idx];
+            if w != u64::MAX {
+                let bit = (!w).trailing_zeros() as u64;
+                let frame = idx as u64 * 64 + bit;
+                if frame >= self.frames {
+                    continue;
+                }
+                self.words[idx] |= 1 << bit;
+                self.free -= 1;
+                self.hint = idx;
+                return Some(frame);
+            }
+        }
+        None
+    }
+
+    fn is_free(&self, f: u64) -> bool {
+        self.words[(f / 64) as usize] & (1 << (f % 64)) == 0
+    }
+
+    fn set(&mut self, f: u64, used: bool) {
+        let w = &mut self.words[(f / 64) as usize];
+        if used {
+            *w |= 1 << (f % 64);
+        } else {
+            *w &= !(1 << (f % 64));
+        }
+    }
+
+    fn alloc_contiguous(&mut self, count: u64, align_frames: u64) -> Option<u64> {
+        let mut start = 0;
+        while start + count <= self.frames {
+            let mut ok = true;
+            for f in start..start + count {
+                if !self.is_free(f) {
+                    ok = false;
+                    start = (f + 1).next_multiple_of(align_frames);
+                    break;
+                }
+            }
+            if ok {
+                for f in start..start + count {
+                    self.set(f, true);
+                }
+                self.free -= count;
+                return Some(start);
+            }
+        }
+        None
+    }
+}
+
+/// One frame's physical address, not zeroed.
+pub fn alloc_frame() -> Option<u64> {
+    ALLOCATOR.lock().as_mut()?.alloc_one().map(|f| f * PAGE_SIZE)
+}
+
+/// One zeroed frame's physical address.
+pub fn alloc_zeroed_frame() -> Option<u64> {
+    let p = alloc_frame()?;
+    // SAFETY: the frame was just allocated, so nothing else references it, and the
+    // direct map covers all RAM.
+    unsafe { core::ptr::write_bytes(phys_to_virt(p) as *mut u8, 0, PAGE_SIZE as usize) };
+    Some(p)
+}
+
+/// `count` physically contiguous frames aligned to `align` bytes.
+pub fn alloc_contiguous(count: u64, align: u64) -> Option<u64> {
+    let align_frames = (align / PAGE_SIZE).max(1);
+    ALLOCATOR.lock().as_mut()?.alloc_contiguous(count, align_frames).map(|f| f * PAGE_SIZE)
+}
+
+/// Return a frame.
+pub fn free_frame(phys: u64) {
+    if let Some(bm) = ALLOCATOR.lock().as_mut() {
+        let f = phys / PAGE_SIZE;
+        if f < bm.frames && !bm.is_free(f) {
+            bm.set(f, false);
+            bm.free += 1;
+        }
+    }
+}
+
+pub fn stats() -> Stats {
+    let guard = ALLOCATOR.lock();
+    Stats {
+        total_frames: TOTAL_USABLE.load(core::sync::atomic::Ordering::Relaxed),
+        free_frames: guard.as_ref().map_or(0, |b| b.free),
+    }
+}

@@ -1,0 +1,230 @@
+//! The hardware page tables of Skiff's one address space.
+//!
+//! The upper half (direct map and kernel image) was set up at boot and is shared by
+//! everything. The lower half is the application's: [`UserPageTable`] maps 4 KiB pages
+//! there on behalf of `skiff-vm`, which decides *what* to map. The application runs in
+//! ring 0, so pages carry no user bit; `CR0.WP` makes read-only pages read-only for
+//! the kernel too, and `EFER.NXE` makes non-executable pages so.
+
+use crate::frames;
+use skiff_arch::cpu;
+use skiff_arch::layout::{phys_to_virt, PAGE_SIZE, USER_END};
+use skiff_errno::{Errno, KResult};
+use skiff_vm::{PageOps, Prot};
+
+const PRESENT: u64 = 1;
+const WRITABLE: u64 = 1 << 1;
+const HUGE: u64 = 1 << 7;
+const NO_EXECUTE: u64 = 1 << 63;
+const ADDR_MASK: u64 = 0x000f_ffff_ffff_f000;
+/// Above this many pages, one full TLB flush is cheaper than page-by-page `invlpg`.
+const FLUSH_ALL_THRESHOLD: u64 = 64;
+
+fn table(phys: u64) -> &'static mut [u64; 512] {
+    // SAFETY: `phys` is the physical address of a page-table page (from CR3 or a
+    // present non-leaf entry), reachable through the direct map. Page tables are only
+    // modified with the address-space lock held (by the callers of `UserPageTable`).
+    unsafe { &mut *(phys_to_virt(phys) as *mut [u64; 512]) }
+}
+
+fn index(va: u64, level: u32) -> usize {
+    ((va >> (12 + 9 * level)) & 0x1ff) as usize
+}
+
+/// Remove the boot identity map of low memory: the lower half is the application's.
+pub fn drop_identity_map() {
+    table(cpu::read_cr3() & ADDR_MASK)[0] = 0;
+    cpu::flush_tlb_all();
+}
+
+/// Extend the direct map to cover physical memory up to `end` (the boot tables map
+/// 4 GiB). Uses 2 MiB pages.
+pub fn extend_direct_map(end: u64) -> KResult<()> {
+    let root = cpu::read_cr3() & ADDR_MASK;
+    let mut pa = skiff_arch::layout::BOOT_DIRECT_MAP;
+    while pa < end {
+        let va = phys_to_virt(pa);
+        let pd = walk_create(root, va, 1)?;
+        pd[index(va, 1)] = pa | PRESENT | WRITABLE | HUGE | NO_EXECUTE;
+        pa += 2 << 20;
+    }
+    cpu::flush_tlb_all();
+    Ok(())
+}
+
+/// Walk from `root` to the table at `stop_level` (0 = page table) for `va`, creating
+/// missing tables.
+fn walk_create(root: u64, va: u64, stop_level: u32) -> KResult<&'static mut [u64; 512]> {
+    let mut t = table(root);
+    let mut level = 3;
+    while level > stop_level {
+        let e = &mut t[index(va, level)];
+        if *e & PRESENT == 0 {
+            let f = frames::alloc_zeroed_frame().ok_or(Errno::ENOMEM)?;
+            *e = f | PRESENT | WRITABLE;
+        }
+        t = table(*e & ADDR_MASK);
+        level -= 1;
+    }
+    Ok(t)
+}
+
+/// The page-table entry for `va`, if all levels above it exist.
+fn pte(root: u64, va: u64) -> Option<&'static mut u64> {
+    let mut t = table(root);
+    for level in (1..=3).rev() {
+        let e = t[index(va, level)];
+        if e & PRESENT == 0 || e & HUGE != 0 {
+            return None;
+        }
+        t = table(e & ADDR_MASK);
+    }
+    Some(&mut t[index(va, 0)])
+}
+
+fn prot_bits(prot: Prot) -> u64 {
+    let mut bits = PRESENT;
+    if prot.write {
+        bits |= WRITABLE;
+    }
+    if !prot.exec {
+        bits |= NO_EXECUTE;
+    }
+    bits
+}
+
+/// The lower half of the active page tables.
+pub struct UserPageTable {
+    root: u64,
+}
+
+impl UserPageTable {
+    /// The page tables currently loaded in CR3.
+    pub fn current() -> Self {
+        UserPageTable { root: cpu::read_cr3() & ADDR_MASK }
+    }
+
+    /// Call `f(va, &mut pte)` for every present leaf in `[start, end)`, skipping absent
+    /// upper-level tables wholesale (so sparse multi-gigabyte ranges are cheap).
+    fn for_each_present(&mut self, start: u64, end: u64, mut f: impl FnMut(u64, &mut u64)) -> u64 {
+        let end = end.min(USER_END);
+        let mut va = start;
+        let mut count = 0;
+        while va < end {
+            let mut t = table(self.root);
+            let mut skipped = false;
+            for level in (1..=3).rev() {
+                let e = t[index(va, level)];
+                if e & PRESENT == 0 {
+                    let span = 1u64 << (12 + 9 * level);
+                    va = (va & !(span - 1)) + span;
+                    skipped = true;
+                    break;
+                }
+                t = table(e & ADDR_MASK);
+            }
+            if skipped {
+                continue;
+            }
+            let e = &mut t[index(va, 0)];
+            if *e & PRESENT != 0 {
+                f(va, e);
+                count += 1;
+            }
+            va += PAGE_SIZE;
+        }
+        count
+    }
+
+    fn flush(start: u64, end: u64, pages: u64) {
+        if pages > FLUSH_ALL_THRESHOLD {
+            cpu::flush_tlb_all();
+        } else if pages > 0 {
+            let mut va = start;
+            while va < end {
+                cpu::invlpg(va);
+                va += PAGE_SIZE;
+            }
+        }
+    }
+
+    /// Physical address backing `va`, if mapped.
+    pub fn translate(&self, va: u64) -> Option<u64> {
+        let e = *pte(self.root, va)?;
+        (e & PRESENT != 0).then_some((e & ADDR_MASK) + (va & (PAGE_SIZE - 1)))
+    }
+}
+
+impl PageOps for UserPageTable {
+    fn map_page(&mut self, va: u64, prot: Prot, data: &[u8]) -> KResult<()> {
+        debug_assert!(va % PAGE_SIZE == 0 && va < USER_END);
+        let frame = frames::alloc_frame().ok_or(Errno::ENOMEM)?;
+        let n = data.len().min(PAGE_SIZE as usize);
+        // SAFETY: the frame is fresh (unaliased) and mapped by the direct map.
+        unsafe {
+            let dst = phys_to_virt(frame) as *mut u8;
+            core::ptr::copy_nonoverlapping(data.as_ptr(), dst, n);
+            core::ptr::write_bytes(dst.add(n), 0, PAGE_SIZE as usize - n);
+        }
+        let t = match walk_create(self.root, va, 0) {
+            Ok(t) => t,
+            Err(e) => {
+                frames::free_frame(frame);
+                return Err(e);
+            }
+        };
+        let e = &mut t[index(va, 0)];
+        if *e & PRESENT != 0 {
+            frames::free_frame(*e & ADDR_MASK);
+        }
+        *e = frame | prot_bits(prot);
+        cpu::invlpg(va);
+        Ok(())
+    }
+
+    fn unmap_range(&mut self, start: u64, end: u64) {
+        let n = self.for_each_present(start, end, |_, e| {
+            frames::free_frame(*e & ADDR_MASK);
+            *e = 0;
+        });
+        Self::flush(start, end, n);
+    }
+
+    fn protect_range(&mut self, start: u64, end: u64, prot: Prot) {
+        let bits = prot_bits(prot);
+        let n = self.for_each_present(start, end, |_, e| {
+            *e = (*e & ADDR_MASK) | bits;
+        });
+        Self::flush(start, end, n);
+    }
+
+    fn move_range(&mut self, old: u64, new: u64, len: u64) {
+        let mut moves: alloc::vec::Vec<(u64, u64)> = alloc::vec::Vec::new();
+        self.for_each_present(old, old + len, |va, e| {
+            moves.push((va, *e));
+            *e = 0;
+        });
+        for (va, entry) in &moves {
+            let target = new + (va - old);
+            match walk_create(self.root, target, 0) {
+                Ok(t) => t[index(target, 0)] = *entry,
+                // Out of frames for a page table: the page is lost; the VMA layer
+                // reports ENOMEM before calling us in practice.
+                Err(_) => frames::free_frame(entry & ADDR_MASK),
+            }
+        }
+        cpu::flush_tlb_all();
+    }
+
+    fn is_mapped(&self, va: u64) -> bool {
+        self.translate(va).is_some()
+    }
+}
+
+/// A read-only view of physical memory handed over by the VMM (the initrd), through the
+/// direct map. The frame allocator keeps the range reserved for the kernel's lifetime.
+pub fn physical_slice(phys: u64, len: u64) -> &'static [u8] {
+    // SAFETY: the range was reserved from the frame allocator at boot (never reused) and
+    // lies in RAM covered by the direct map; nothing writes to it.
+    unsafe { core::slice::from_raw_parts(phys_to_virt(phys) as *const u8, len as usize) }
+}

@@ -1,0 +1,809 @@
+//! File and directory system calls: decode, call `skiff-fs`, encode.
+
+use crate::args::{read_iovecs, Args, DirFd, UserPtr, AT_FDCWD};
+use crate::process::current;
+use alloc::sync::Arc;
+use alloc::vec;
+use alloc::vec::Vec;
+use skiff_errno::{Errno, KResult};
+use skiff_fs::{
+    device::ioctl_input_len, FileType, IoctlOut, Location, OpenFile, OpenFlags, SetAttr, Timespec, AT_EACCESS,
+    AT_SYMLINK_NOFOLLOW,
+};
+
+/// Largest chunk moved between application memory and a file in one step.
+const CHUNK: usize = 1 << 20;
+const AT_EMPTY_PATH: u32 = 0x1000;
+const AT_REMOVEDIR: u32 = 0x200;
+const AT_SYMLINK_FOLLOW: u32 = 0x400;
+const AT_NO_AUTOMOUNT: u32 = 0x800;
+const AT_STATX_SYNC_TYPE: u32 = 0x6000;
+
+fn file(fd: i32) -> KResult<Arc<OpenFile>> {
+    current().fs.fds.lock().get(fd)
+}
+
+fn dirfd_raw(d: DirFd) -> i32 {
+    match d {
+        DirFd::Cwd => AT_FDCWD,
+        DirFd::Fd(fd) => fd,
+    }
+}
+
+/// Resolve the base directory for a `*at` call.
+fn base(d: DirFd, path: &[u8]) -> KResult<Location> {
+    current().fs.base_for(dirfd_raw(d), path)
+}
+
+fn is_regular(f: &OpenFile) -> bool {
+    f.stat().map(|s| s.file_type() == Some(FileType::Regular)).unwrap_or(false)
+}
+
+/// Read from `f` into application memory at `buf`, up to `count` bytes.
+fn read_to_user(f: &OpenFile, buf: UserPtr, count: usize, offset: Option<i64>) -> KResult<u64> {
+    buf.check(count)?;
+    let regular = is_regular(f);
+    let mut done = 0usize;
+    let mut kbuf = vec![0u8; count.min(CHUNK)];
+    while done < count {
+        let want = (count - done).min(CHUNK);
+        let n = match offset {
+            Some(off) => f.pread(&mut kbuf[..want], off + done as i64),
+            None => f.read(&mut kbuf[..want]),
+        };
+        let n = match n {
+            Ok(n) => n,
+            Err(e) if done == 0 => return Err(e),
+            Err(_) => break,
+        };
+        buf.offset(done as u64).write_bytes(&kbuf[..n])?;
+        done += n;
+        // Only regular files promise more data right away; a console or device read
+        // returns what is there.
+        if n < want || !regular {
+            break;
+        }
+    }
+    Ok(done as u64)
+}
+
+/// Write application memory at `buf` (`count` bytes) to `f`.
+fn write_from_user(f: &OpenFile, buf: UserPtr, count: usize, offset: Option<i64>) -> KResult<u64> {
+    buf.check(count)?;
+    let mut done = 0usize;
+    let mut kbuf = vec![0u8; count.min(CHUNK)];
+    while done < count || count == 0 {
+        let want = (count - done).min(CHUNK);
+        if let Err(e) = buf.offset(done as u64).read_into(&mut kbuf[..want]) {
+            if done == 0 {
+                return Err(e);
+            }
+            break;
+        }
+        let n = match offset {
+            Some(off) => f.pwrite(&kbuf[..want], off + done as i64),
+            None => f.write(&kbuf[..want]),
+        };
+        let n = match n {
+            Ok(n) => n,
+            Err(e) if done == 0 => return Err(e),
+            Err(_) => break,
+        };
+        done += n;
+        if n < want || count == 0 {
+            break;
+        }
+    }
+    Ok(done as u64)
+}
+
+pub fn read(a: &Args) -> KResult<u64> {
+    let f = file(a.fd(0)?)?;
+    read_to_user(&f, a.ptr(1), a.usize(2), None)
+}
+
+pub fn write(a: &Args) -> KResult<u64> {
+    let f = file(a.fd(0)?)?;
+    write_from_user(&f, a.ptr(1), a.usize(2), None)
+}
+
+fn offset_arg(a: &Args, i: usize) -> KResult<i64> {
+    let off = a.i64(i);
+    if off < 0 {
+        Err(Errno::EINVAL)
+    } else {
+        Ok(off)
+    }
+}
+
+pub fn pread64(a: &Args) -> KResult<u64> {
+    let f = file(a.fd(0)?)?;
+    let off = offset_arg(a, 3)?;
+    read_to_user(&f, a.ptr(1), a.usize(2), Some(off))
+}
+
+pub fn pwrite64(a: &Args) -> KResult<u64> {
+    let f = file(a.fd(0)?)?;
+    let off = offset_arg(a, 3)?;
+    write_from_user(&f, a.ptr(1), a.usize(2), Some(off))
+}
+
+fn vectored(a: &Args, write: bool, offset: Option<i64>) -> KResult<u64> {
+    let f = file(a.fd(0)?)?;
+    let iovs = read_iovecs(a.ptr(1), a.usize(2))?;
+    let mut total = 0u64;
+    for iov in iovs {
+        if iov.len == 0 {
+            continue;
+        }
+        let off = offset.map(|o| o + total as i64);
+        let r = if write {
+            write_from_user(&f, UserPtr(iov.base), iov.len as usize, off)
+        } else {
+            read_to_user(&f, UserPtr(iov.base), iov.len as usize, off)
+        };
+        match r {
+            Ok(n) => {
+                total += n;
+                if n < iov.len {
+                    break;
+                }
+            }
+            Err(e) if total == 0 => return Err(e),
+            Err(_) => break,
+        }
+    }
+    Ok(total)
+}
+
+pub fn readv(a: &Args) -> KResult<u64> {
+    vectored(a, false, None)
+}
+
+pub fn writev(a: &Args) -> KResult<u64> {
+    vectored(a, true, None)
+}
+
+/// preadv/preadv2: the offset arrives split in two registers (low, high); -1 with the
+/// v2 calls means "current position".
+fn vector_offset(a: &Args) -> KResult<Option<i64>> {
+    let off = (a.raw(3) | (a.raw(4) << 32)) as i64;
+    if a.nr == crate::nr::PREADV2 || a.nr == crate::nr::PWRITEV2 {
+        if a.raw(5) != 0 {
+            return Err(Errno::EOPNOTSUPP);
+        }
+        if off == -1 {
+            return Ok(None);
+        }
+    }
+    if off < 0 {
+        return Err(Errno::EINVAL);
+    }
+    Ok(Some(off))
+}
+
+pub fn preadv(a: &Args) -> KResult<u64> {
+    let off = vector_offset(a)?;
+    vectored(a, false, off)
+}
+
+pub fn pwritev(a: &Args) -> KResult<u64> {
+    let off = vector_offset(a)?;
+    vectored(a, true, off)
+}
+
+pub fn lseek(a: &Args) -> KResult<u64> {
+    let f = file(a.fd(0)?)?;
+    f.seek(a.i64(1), a.u32(2))
+}
+
+pub fn sendfile(a: &Args) -> KResult<u64> {
+    let out = file(a.fd(0)?)?;
+    let inp = file(a.fd(1)?)?;
+    let off_ptr = a.ptr(2);
+    let count = a.usize(3);
+    let mut offset: Option<i64> = if off_ptr.is_null() { None } else { Some(off_ptr.read::<i64>()?) };
+    if offset.is_some_and(|o| o < 0) {
+        return Err(Errno::EINVAL);
+    }
+    let mut buf = vec![0u8; count.min(CHUNK)];
+    let mut done = 0usize;
+    while done < count {
+        let want = (count - done).min(CHUNK);
+        let n = match offset {
+            Some(o) => inp.pread(&mut buf[..want], o)?,
+            None => inp.read(&mut buf[..want])?,
+        };
+        if n == 0 {
+            break;
+        }
+        let mut w = 0;
+        while w < n {
+            match out.write(&buf[w..n]) {
+                Ok(k) => w += k,
+                Err(e) if done + w == 0 => return Err(e),
+                Err(_) => break,
+            }
+        }
+        done += w;
+        if let Some(o) = offset.as_mut() {
+            *o += w as i64;
+        }
+        if w < n || n < want {
+            break;
+        }
+    }
+    if let Some(o) = offset {
+        off_ptr.write(&o)?;
+    }
+    Ok(done as u64)
+}
+
+const OPEN_KNOWN: u32 = 0o37777777;
+
+fn open_common(d: DirFd, path: &[u8], flags: u32, mode: u32) -> KResult<u64> {
+    if flags & !OPEN_KNOWN != 0 {
+        // Linux ignores unknown open flags for open/openat (only openat2 rejects them).
+    }
+    let fd = current().fs.open(dirfd_raw(d), path, OpenFlags(flags & OPEN_KNOWN), mode & 0o7777)?;
+    Ok(fd as u64)
+}
+
+pub fn open(a: &Args) -> KResult<u64> {
+    let path = a.path(0)?;
+    open_common(DirFd::Cwd, &path, a.u32(1), a.u32(2))
+}
+
+pub fn openat(a: &Args) -> KResult<u64> {
+    let path = a.path(1)?;
+    open_common(a.dirfd(0), &path, a.u32(2), a.u32(3))
+}
+
+pub fn creat(a: &Args) -> KResult<u64> {
+    let path = a.path(0)?;
+    let flags = OpenFlags::O_CREAT | OpenFlags::O_WRONLY | OpenFlags::O_TRUNC;
+    open_common(DirFd::Cwd, &path, flags, a.u32(1))
+}
+
+pub fn close(a: &Args) -> KResult<u64> {
+    let f = current().fs.fds.lock().close(a.fd(0)?)?;
+    drop(f);
+    Ok(0)
+}
+
+pub fn close_range(a: &Args) -> KResult<u64> {
+    const CLOSE_RANGE_CLOEXEC: u32 = 1 << 2;
+    const CLOSE_RANGE_UNSHARE: u32 = 1 << 1;
+    let (first, last) = (a.u32(0), a.u32(1));
+    let flags = a.flags32(2, CLOSE_RANGE_CLOEXEC | CLOSE_RANGE_UNSHARE)?;
+    if first > last {
+        return Err(Errno::EINVAL);
+    }
+    let fs = &current().fs;
+    let fds: Vec<i32> = fs.open_fds().into_iter().filter(|&fd| fd as u32 >= first && fd as u32 <= last).collect();
+    let mut closed = Vec::new();
+    {
+        let mut table = fs.fds.lock();
+        for fd in fds {
+            if flags & CLOSE_RANGE_CLOEXEC != 0 {
+                table.set_cloexec(fd, true)?;
+            } else if let Ok(f) = table.close(fd) {
+                closed.push(f);
+            }
+        }
+    }
+    drop(closed);
+    Ok(0)
+}
+
+pub fn dup(a: &Args) -> KResult<u64> {
+    Ok(current().fs.fds.lock().dup(a.fd(0)?)? as u64)
+}
+
+pub fn dup2(a: &Args) -> KResult<u64> {
+    let (fd, old) = current().fs.fds.lock().dup2(a.int(0), a.int(1))?;
+    drop(old);
+    Ok(fd as u64)
+}
+
+pub fn dup3(a: &Args) -> KResult<u64> {
+    let (fd, old) = current().fs.fds.lock().dup3(a.int(0), a.int(1), a.u32(2))?;
+    drop(old);
+    Ok(fd as u64)
+}
+
+const F_GETLK: u32 = 5;
+const F_SETLK: u32 = 6;
+const F_SETLKW: u32 = 7;
+const F_SETOWN: u32 = 8;
+const F_GETOWN: u32 = 9;
+const F_OFD_GETLK: u32 = 36;
+const F_OFD_SETLK: u32 = 37;
+const F_OFD_SETLKW: u32 = 38;
+const F_UNLCK: u16 = 2;
+
+pub fn fcntl(a: &Args) -> KResult<u64> {
+    let fd = a.fd(0)?;
+    let cmd = a.u32(1);
+    match cmd {
+        // One process: no other process's lock can conflict with ours, so every lock
+        // request succeeds and F_GETLK reports the range unlocked — exactly what Linux
+        // answers a process that is alone with its files.
+        F_GETLK | F_OFD_GETLK => {
+            file(fd)?;
+            let p = a.ptr(2);
+            p.write(&F_UNLCK)?;
+            Ok(0)
+        }
+        F_SETLK | F_SETLKW | F_OFD_SETLK | F_OFD_SETLKW => {
+            file(fd)?;
+            a.ptr(2).check(32)?;
+            Ok(0)
+        }
+        F_GETOWN => {
+            file(fd)?;
+            Ok(0)
+        }
+        F_SETOWN => {
+            file(fd)?;
+            Ok(0)
+        }
+        _ => Ok(current().fs.fds.lock().fcntl(fd, cmd, a.raw(2))? as u64),
+    }
+}
+
+pub fn flock(a: &Args) -> KResult<u64> {
+    const LOCK_SH: u32 = 1;
+    const LOCK_EX: u32 = 2;
+    const LOCK_NB: u32 = 4;
+    const LOCK_UN: u32 = 8;
+    file(a.fd(0)?)?;
+    let op = a.u32(1) & !LOCK_NB;
+    // Same reasoning as fcntl locks: with one process no lock can conflict.
+    match op {
+        LOCK_SH | LOCK_EX | LOCK_UN => Ok(0),
+        _ => Err(Errno::EINVAL),
+    }
+}
+
+pub fn fsync(a: &Args) -> KResult<u64> {
+    // The root filesystem lives in RAM: data is as durable as it will ever be once
+    // written. Volumes (a later issue) will flush here.
+    file(a.fd(0)?)?;
+    Ok(0)
+}
+
+pub fn fadvise(a: &Args) -> KResult<u64> {
+    let f = file(a.fd(0)?)?;
+    if a.u32(3) > 5 {
+        return Err(Errno::EINVAL);
+    }
+    if !is_regular(&f) && f.stat()?.file_type() == Some(FileType::Fifo) {
+        return Err(Errno::ESPIPE);
+    }
+    Ok(0)
+}
+
+pub fn fallocate(a: &Args) -> KResult<u64> {
+    const FALLOC_FL_KEEP_SIZE: u32 = 1;
+    let f = file(a.fd(0)?)?;
+    let mode = a.u32(1);
+    let (off, len) = (a.i64(2), a.i64(3));
+    if off < 0 || len <= 0 {
+        return Err(Errno::EINVAL);
+    }
+    if !f.is_writable() {
+        return Err(Errno::EBADF);
+    }
+    if !is_regular(&f) {
+        return Err(Errno::ENODEV);
+    }
+    match mode {
+        0 => {
+            let end = off.checked_add(len).ok_or(Errno::EFBIG)?;
+            if end as u64 > f.stat()?.size {
+                f.truncate(end)?;
+            }
+            Ok(0)
+        }
+        // Memory-backed files have no blocks to reserve beyond their size.
+        FALLOC_FL_KEEP_SIZE => Ok(0),
+        _ => Err(Errno::EOPNOTSUPP),
+    }
+}
+
+pub fn ftruncate(a: &Args) -> KResult<u64> {
+    let f = file(a.fd(0)?)?;
+    let len = a.i64(1);
+    if len < 0 {
+        return Err(Errno::EINVAL);
+    }
+    f.truncate(len)?;
+    Ok(0)
+}
+
+pub fn truncate(a: &Args) -> KResult<u64> {
+    let path = a.path(0)?;
+    let len = a.i64(1);
+    let fs = &current().fs;
+    fs.vfs().truncate(&fs.cwd(), &path, len)?;
+    Ok(0)
+}
+
+pub fn getdents64(a: &Args) -> KResult<u64> {
+    let f = file(a.fd(0)?)?;
+    let count = a.usize(2).min(CHUNK);
+    a.ptr(1).check(count)?;
+    let mut buf = vec![0u8; count];
+    let n = f.getdents64(&mut buf)?;
+    a.ptr(1).write_bytes(&buf[..n])?;
+    Ok(n as u64)
+}
+
+pub fn getcwd(a: &Args) -> KResult<u64> {
+    let path = current().fs.getcwd()?;
+    let size = a.usize(1);
+    if size == 0 && !a.ptr(0).is_null() {
+        return Err(Errno::EINVAL);
+    }
+    if path.len() + 1 > size {
+        return Err(Errno::ERANGE);
+    }
+    let mut out = path;
+    out.push(0);
+    a.ptr(0).write_bytes(&out)?;
+    Ok(out.len() as u64)
+}
+
+pub fn chdir(a: &Args) -> KResult<u64> {
+    let path = a.path(0)?;
+    current().fs.chdir(&path)?;
+    Ok(0)
+}
+
+pub fn fchdir(a: &Args) -> KResult<u64> {
+    let f = file(a.fd(0)?)?;
+    let loc = f.location().cloned().ok_or(Errno::ENOTDIR)?;
+    current().fs.set_cwd(loc)?;
+    Ok(0)
+}
+
+pub fn mkdir(a: &Args) -> KResult<u64> {
+    let path = a.path(0)?;
+    current().fs.mkdir(AT_FDCWD, &path, a.u32(1))?;
+    Ok(0)
+}
+
+pub fn mkdirat(a: &Args) -> KResult<u64> {
+    let path = a.path(1)?;
+    current().fs.mkdir(dirfd_raw(a.dirfd(0)), &path, a.u32(2))?;
+    Ok(0)
+}
+
+fn unlink_common(d: DirFd, path: &[u8], remove_dir: bool) -> KResult<u64> {
+    let b = base(d, path)?;
+    current().fs.vfs().unlink(&b, path, remove_dir)?;
+    Ok(0)
+}
+
+pub fn unlink(a: &Args) -> KResult<u64> {
+    unlink_common(DirFd::Cwd, &a.path(0)?, false)
+}
+
+pub fn rmdir(a: &Args) -> KResult<u64> {
+    unlink_common(DirFd::Cwd, &a.path(0)?, true)
+}
+
+pub fn unlinkat(a: &Args) -> KResult<u64> {
+    let flags = a.flags32(2, AT_REMOVEDIR)?;
+    unlink_common(a.dirfd(0), &a.path(1)?, flags & AT_REMOVEDIR != 0)
+}
+
+fn rename_common(od: DirFd, op: &[u8], nd: DirFd, np: &[u8], flags: u32) -> KResult<u64> {
+    let ob = base(od, op)?;
+    let nb = base(nd, np)?;
+    current().fs.vfs().rename(&ob, op, &nb, np, flags)?;
+    Ok(0)
+}
+
+pub fn rename(a: &Args) -> KResult<u64> {
+    rename_common(DirFd::Cwd, &a.path(0)?, DirFd::Cwd, &a.path(1)?, 0)
+}
+
+pub fn renameat(a: &Args) -> KResult<u64> {
+    rename_common(a.dirfd(0), &a.path(1)?, a.dirfd(2), &a.path(3)?, 0)
+}
+
+pub fn renameat2(a: &Args) -> KResult<u64> {
+    rename_common(a.dirfd(0), &a.path(1)?, a.dirfd(2), &a.path(3)?, a.u32(4))
+}
+
+fn link_common(od: DirFd, op: &[u8], nd: DirFd, np: &[u8], flags: u32) -> KResult<u64> {
+    let flags_known = AT_SYMLINK_FOLLOW | AT_EMPTY_PATH;
+    if flags & !flags_known != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let fs = &current().fs;
+    let nb = base(nd, np)?;
+    if op.is_empty() && flags & AT_EMPTY_PATH != 0 {
+        let f = fs.fds.lock().get(dirfd_raw(od))?;
+        let loc = f.location().cloned().ok_or(Errno::ENOENT)?;
+        fs.vfs().link_location(&loc, &nb, np)?;
+        return Ok(0);
+    }
+    let ob = base(od, op)?;
+    fs.vfs().link(&ob, op, &nb, np, flags & AT_SYMLINK_FOLLOW != 0)?;
+    Ok(0)
+}
+
+pub fn link(a: &Args) -> KResult<u64> {
+    link_common(DirFd::Cwd, &a.path(0)?, DirFd::Cwd, &a.path(1)?, 0)
+}
+
+pub fn linkat(a: &Args) -> KResult<u64> {
+    link_common(a.dirfd(0), &a.path(1)?, a.dirfd(2), &a.path(3)?, a.u32(4))
+}
+
+fn symlink_common(target: &[u8], d: DirFd, path: &[u8]) -> KResult<u64> {
+    if target.is_empty() {
+        return Err(Errno::ENOENT);
+    }
+    let b = base(d, path)?;
+    current().fs.vfs().symlink(target, &b, path)?;
+    Ok(0)
+}
+
+pub fn symlink(a: &Args) -> KResult<u64> {
+    symlink_common(&a.path(0)?, DirFd::Cwd, &a.path(1)?)
+}
+
+pub fn symlinkat(a: &Args) -> KResult<u64> {
+    symlink_common(&a.path(0)?, a.dirfd(1), &a.path(2)?)
+}
+
+fn readlink_common(d: DirFd, path: &[u8], buf: UserPtr, size: usize) -> KResult<u64> {
+    if size as i64 <= 0 {
+        return Err(Errno::EINVAL);
+    }
+    let b = base(d, path)?;
+    let target = current().fs.vfs().readlink(&b, path)?;
+    let n = target.len().min(size);
+    buf.write_bytes(&target[..n])?;
+    Ok(n as u64)
+}
+
+pub fn readlink(a: &Args) -> KResult<u64> {
+    readlink_common(DirFd::Cwd, &a.path(0)?, a.ptr(1), a.usize(2))
+}
+
+pub fn readlinkat(a: &Args) -> KResult<u64> {
+    readlink_common(a.dirfd(0), &a.path(1)?, a.ptr(2), a.usize(3))
+}
+
+fn access_common(d: DirFd, path: &[u8], mode: u32, flags: u32) -> KResult<u64> {
+    if mode & !7 != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let b = base(d, path)?;
+    current().fs.vfs().access(&b, path, mode, flags)?;
+    Ok(0)
+}
+
+pub fn access(a: &Args) -> KResult<u64> {
+    access_common(DirFd::Cwd, &a.path(0)?, a.u32(1), 0)
+}
+
+pub fn faccessat(a: &Args, with_flags: bool) -> KResult<u64> {
+    let flags = if with_flags { a.flags32(3, AT_EACCESS | AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH)? } else { 0 };
+    let path = a.path(1)?;
+    if path.is_empty() && flags & AT_EMPTY_PATH != 0 {
+        let f = file(a.fd(0)?)?;
+        drop(f);
+        return Ok(0);
+    }
+    access_common(a.dirfd(0), &path, a.u32(2), flags)
+}
+
+/// The file an `*at` call with `AT_EMPTY_PATH` and an empty path refers to.
+fn empty_path_file(d: DirFd) -> KResult<skiff_fs::Stat> {
+    match d {
+        DirFd::Cwd => current().fs.cwd().stat(),
+        DirFd::Fd(fd) => file(fd)?.stat(),
+    }
+}
+
+fn stat_common(d: DirFd, path: &[u8], flags: u32) -> KResult<skiff_fs::Stat> {
+    if path.is_empty() {
+        if flags & AT_EMPTY_PATH != 0 {
+            return empty_path_file(d);
+        }
+        return Err(Errno::ENOENT);
+    }
+    let b = base(d, path)?;
+    current().fs.vfs().stat(&b, path, flags & AT_SYMLINK_NOFOLLOW == 0)
+}
+
+pub fn stat(a: &Args, nofollow: bool) -> KResult<u64> {
+    let path = a.path(0)?;
+    let st = stat_common(DirFd::Cwd, &path, if nofollow { AT_SYMLINK_NOFOLLOW } else { 0 })?;
+    a.ptr(1).write_bytes(&st.to_linux_stat())?;
+    Ok(0)
+}
+
+pub fn fstat(a: &Args) -> KResult<u64> {
+    let st = file(a.fd(0)?)?.stat()?;
+    a.ptr(1).write_bytes(&st.to_linux_stat())?;
+    Ok(0)
+}
+
+pub fn newfstatat(a: &Args) -> KResult<u64> {
+    let flags = a.flags32(3, AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH | AT_NO_AUTOMOUNT)?;
+    let path = a.path(1)?;
+    let st = stat_common(a.dirfd(0), &path, flags)?;
+    a.ptr(2).write_bytes(&st.to_linux_stat())?;
+    Ok(0)
+}
+
+pub fn statx(a: &Args) -> KResult<u64> {
+    let flags = a.flags32(2, AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH | AT_NO_AUTOMOUNT | AT_STATX_SYNC_TYPE)?;
+    if flags & AT_STATX_SYNC_TYPE == AT_STATX_SYNC_TYPE {
+        return Err(Errno::EINVAL);
+    }
+    let mask = a.u32(3);
+    skiff_fs::Stat::check_statx_mask(mask)?;
+    let path = a.path(1)?;
+    let st = stat_common(a.dirfd(0), &path, flags)?;
+    a.ptr(4).write_bytes(&st.to_statx(mask))?;
+    Ok(0)
+}
+
+pub fn statfs(a: &Args) -> KResult<u64> {
+    let path = a.path(0)?;
+    let fs = &current().fs;
+    let st = fs.vfs().statfs(&fs.cwd(), &path)?;
+    a.ptr(1).write_bytes(&st.to_linux_statfs())?;
+    Ok(0)
+}
+
+pub fn fstatfs(a: &Args) -> KResult<u64> {
+    let f = file(a.fd(0)?)?;
+    let fs = &current().fs;
+    let st = match f.location() {
+        Some(loc) => fs.vfs().statfs(loc, b"")?,
+        None => fs.vfs().statfs(&fs.vfs().root(), b"/")?,
+    };
+    a.ptr(1).write_bytes(&st.to_linux_statfs())?;
+    Ok(0)
+}
+
+fn chmod_common(d: DirFd, path: &[u8], mode: u32, follow: bool) -> KResult<u64> {
+    let b = base(d, path)?;
+    current().fs.vfs().chmod(&b, path, mode & 0o7777, follow)?;
+    Ok(0)
+}
+
+pub fn chmod(a: &Args) -> KResult<u64> {
+    chmod_common(DirFd::Cwd, &a.path(0)?, a.u32(1), true)
+}
+
+pub fn fchmodat(a: &Args) -> KResult<u64> {
+    chmod_common(a.dirfd(0), &a.path(1)?, a.u32(2), true)
+}
+
+pub fn fchmod(a: &Args) -> KResult<u64> {
+    let f = file(a.fd(0)?)?;
+    f.set_attr(&SetAttr { mode: Some(a.u32(1) & 0o7777), ..SetAttr::default() })?;
+    Ok(0)
+}
+
+fn id_arg(v: u32) -> Option<u32> {
+    (v != u32::MAX).then_some(v)
+}
+
+fn chown_common(d: DirFd, path: &[u8], uid: u32, gid: u32, follow: bool) -> KResult<u64> {
+    let b = base(d, path)?;
+    current().fs.vfs().chown(&b, path, id_arg(uid), id_arg(gid), follow)?;
+    Ok(0)
+}
+
+pub fn chown(a: &Args, follow: bool) -> KResult<u64> {
+    chown_common(DirFd::Cwd, &a.path(0)?, a.u32(1), a.u32(2), follow)
+}
+
+pub fn fchownat(a: &Args) -> KResult<u64> {
+    let flags = a.flags32(4, AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH)?;
+    let path = a.path(1)?;
+    if path.is_empty() && flags & AT_EMPTY_PATH != 0 {
+        let f = file(a.fd(0)?)?;
+        f.set_attr(&SetAttr { uid: id_arg(a.u32(2)), gid: id_arg(a.u32(3)), ..SetAttr::default() })?;
+        return Ok(0);
+    }
+    chown_common(a.dirfd(0), &path, a.u32(2), a.u32(3), flags & AT_SYMLINK_NOFOLLOW == 0)
+}
+
+pub fn fchown(a: &Args) -> KResult<u64> {
+    let f = file(a.fd(0)?)?;
+    f.set_attr(&SetAttr { uid: id_arg(a.u32(1)), gid: id_arg(a.u32(2)), ..SetAttr::default() })?;
+    Ok(0)
+}
+
+fn read_times(p: UserPtr) -> KResult<Option<[Timespec; 2]>> {
+    if p.is_null() {
+        return Ok(None);
+    }
+    let raw: [u64; 4] = p.read()?;
+    Ok(Some([Timespec::new(raw[0] as i64, raw[1] as i64), Timespec::new(raw[2] as i64, raw[3] as i64)]))
+}
+
+pub fn utimensat(a: &Args) -> KResult<u64> {
+    let flags = a.flags32(3, AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH)?;
+    let times = read_times(a.ptr(2))?;
+    let fs = &current().fs;
+    // A NULL path means "the file dirfd refers to" (the futimens form).
+    if a.ptr(1).is_null() || (flags & AT_EMPTY_PATH != 0 && a.path(1)?.is_empty()) {
+        let f = match a.dirfd(0) {
+            DirFd::Fd(fd) => file(fd)?,
+            DirFd::Cwd => return Err(Errno::EFAULT),
+        };
+        if let Some(attr) = SetAttr::from_utimens(times)? {
+            f.set_attr(&attr)?;
+        }
+        return Ok(0);
+    }
+    let path = a.path(1)?;
+    let b = base(a.dirfd(0), &path)?;
+    fs.vfs().utimens(&b, &path, times, flags & AT_SYMLINK_NOFOLLOW == 0)?;
+    Ok(0)
+}
+
+pub fn utimes(a: &Args) -> KResult<u64> {
+    let path = a.path(0)?;
+    let times = if a.ptr(1).is_null() {
+        None
+    } else {
+        let raw: [u64; 4] = a.ptr(1).read()?;
+        if raw[1] >= 1_000_000 || raw[3] >= 1_000_000 {
+            return Err(Errno::EINVAL);
+        }
+        Some([
+            Timespec::new(raw[0] as i64, raw[1] as i64 * 1000),
+            Timespec::new(raw[2] as i64, raw[3] as i64 * 1000),
+        ])
+    };
+    let fs = &current().fs;
+    fs.vfs().utimens(&fs.cwd(), &path, times, true)?;
+    Ok(0)
+}
+
+pub fn ioctl(a: &Args) -> KResult<u64> {
+    const FIOCLEX: u32 = 0x5451;
+    const FIONCLEX: u32 = 0x5450;
+    let fd = a.fd(0)?;
+    let cmd = a.u32(1);
+    let fs = &current().fs;
+    match cmd {
+        FIOCLEX | FIONCLEX => {
+            fs.fds.lock().set_cloexec(fd, cmd == FIOCLEX)?;
+            return Ok(0);
+        }
+        skiff_fs::device::FIONREAD => {
+            let f = file(fd)?;
+            if f.is_tty() || f.stat()?.file_type() == Some(FileType::Fifo) {
+                let n = skiff_console::stdin_buffered() as i32;
+                a.ptr(2).write(&n)?;
+                return Ok(0);
+            }
+        }
+        _ => {}
+    }
+    let f = file(fd)?;
+    let in_len = ioctl_input_len(cmd);
+    let input = if in_len > 0 { a.ptr(2).read_bytes(in_len)? } else { Vec::new() };
+    match f.ioctl(cmd, &input)? {
+        IoctlOut::Return(v) => Ok(v as u64),
+        IoctlOut::CopyOut(bytes) => {
+            a.ptr(2).write_bytes(&bytes)?;
+            Ok(0)
+        }
+    }
+}

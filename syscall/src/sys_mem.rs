@@ -1,0 +1,160 @@
+//! Memory system calls: thin wrappers over `skiff-vm` applied to the real page tables.
+
+use crate::args::Args;
+use crate::process::current;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use skiff_errno::{Errno, KResult};
+use skiff_fs::{FileType, OpenFile};
+use skiff_mm::paging::UserPageTable;
+use skiff_vm::abi::{MAP_ANONYMOUS, MAP_SHARED, MAP_TYPE, PAGE_SIZE, PROT_WRITE};
+use skiff_vm::{Backing, MapSource};
+
+/// An open file as the source of a file mapping's pages.
+struct FileSource {
+    file: Arc<OpenFile>,
+    dev: u64,
+    ino: u64,
+    path: Vec<u8>,
+}
+
+impl MapSource for FileSource {
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> KResult<usize> {
+        let mut done = 0;
+        while done < buf.len() {
+            let n = self.file.pread(&mut buf[done..], (offset + done as u64) as i64)?;
+            if n == 0 {
+                break;
+            }
+            done += n;
+        }
+        Ok(done)
+    }
+
+    fn describe(&self) -> (u64, u64, Vec<u8>) {
+        (self.dev, self.ino, self.path.clone())
+    }
+}
+
+pub fn brk(a: &Args) -> KResult<u64> {
+    let p = current();
+    let mut aspace = p.aspace.lock();
+    Ok(aspace.brk(&mut UserPageTable::current(), a.raw(0)))
+}
+
+pub fn mmap(a: &Args) -> KResult<u64> {
+    let (addr, len, prot, flags, offset) = (a.raw(0), a.raw(1), a.raw(2), a.raw(3), a.raw(5));
+    if offset % PAGE_SIZE != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let backing = if flags & MAP_ANONYMOUS != 0 {
+        Backing::Anonymous
+    } else {
+        let f = current().fs.fds.lock().get(a.fd(4)?)?;
+        let st = f.stat()?;
+        match st.file_type() {
+            Some(FileType::Regular) => {}
+            // /dev/zero maps as anonymous memory, as on Linux.
+            Some(FileType::CharDevice) if st.rdev == skiff_fs::device::DEV_ZERO => {
+                return map(addr, len, prot, flags | MAP_ANONYMOUS, Backing::Anonymous)
+            }
+            _ => return Err(Errno::ENODEV),
+        }
+        if !f.is_readable() {
+            return Err(Errno::EACCES);
+        }
+        if flags & MAP_TYPE == MAP_SHARED && prot & PROT_WRITE != 0 && !f.is_writable() {
+            return Err(Errno::EACCES);
+        }
+        let path = f.path();
+        Backing::File {
+            source: Arc::new(FileSource { file: f, dev: st.dev, ino: st.ino, path }),
+            offset,
+            file_size_limit: u64::MAX,
+        }
+    };
+    map(addr, len, prot, flags, backing)
+}
+
+fn map(addr: u64, len: u64, prot: u64, flags: u64, backing: Backing) -> KResult<u64> {
+    let p = current();
+    let mut aspace = p.aspace.lock();
+    aspace.mmap(&mut UserPageTable::current(), addr, len, prot, flags, backing)
+}
+
+pub fn munmap(a: &Args) -> KResult<u64> {
+    let p = current();
+    let mut aspace = p.aspace.lock();
+    aspace.munmap(&mut UserPageTable::current(), a.raw(0), a.raw(1))?;
+    Ok(0)
+}
+
+pub fn mprotect(a: &Args) -> KResult<u64> {
+    let p = current();
+    let mut aspace = p.aspace.lock();
+    aspace.mprotect(&mut UserPageTable::current(), a.raw(0), a.raw(1), a.raw(2))?;
+    Ok(0)
+}
+
+pub fn mremap(a: &Args) -> KResult<u64> {
+    let p = current();
+    let mut aspace = p.aspace.lock();
+    aspace.mremap(&mut UserPageTable::current(), a.raw(0), a.raw(1), a.raw(2), a.raw(3), a.raw(4))
+}
+
+pub fn madvise(a: &Args) -> KResult<u64> {
+    let p = current();
+    let mut aspace = p.aspace.lock();
+    aspace.madvise(&mut UserPageTable::current(), a.raw(0), a.raw(1), a.raw(2))?;
+    Ok(0)
+}
+
+pub fn msync(a: &Args) -> KResult<u64> {
+    const MS_ASYNC: u64 = 1;
+    const MS_INVALIDATE: u64 = 2;
+    const MS_SYNC: u64 = 4;
+    let (addr, len) = (a.raw(0), a.raw(1));
+    let flags = a.flags(2, MS_ASYNC | MS_INVALIDATE | MS_SYNC)?;
+    if addr % PAGE_SIZE != 0 || (flags & MS_ASYNC != 0 && flags & MS_SYNC != 0) {
+        return Err(Errno::EINVAL);
+    }
+    // Writable shared file mappings do not exist yet (mmap refuses them), so there is
+    // never anything to write back; only the range check remains.
+    let p = current();
+    let aspace = p.aspace.lock();
+    let end = addr.checked_add(len).ok_or(Errno::ENOMEM)?;
+    let mut at = addr;
+    while at < end {
+        match aspace.vma_at(at) {
+            Some(v) => at = v.end(),
+            None => return Err(Errno::ENOMEM),
+        }
+    }
+    Ok(0)
+}
+
+pub fn mincore(_a: &Args) -> KResult<u64> {
+    Err(Errno::ENOSYS)
+}
+
+pub fn mlock(a: &Args) -> KResult<u64> {
+    use crate::nr::{MLOCK, MLOCKALL};
+    // Memory is never swapped out, so locking only has to make the pages present, as
+    // Linux's mlock does.
+    let p = current();
+    let mut aspace = p.aspace.lock();
+    match a.nr {
+        MLOCK => {
+            let (addr, len) = (a.raw(0) & !(PAGE_SIZE - 1), a.raw(1) + (a.raw(0) % PAGE_SIZE));
+            aspace.check_range(addr, len, skiff_vm::Access::Read).map_err(|_| Errno::ENOMEM)?;
+            aspace.populate_range(&mut UserPageTable::current(), addr, len)?;
+        }
+        MLOCKALL => {
+            if a.raw(0) == 0 || a.raw(0) & !7 != 0 {
+                return Err(Errno::EINVAL);
+            }
+        }
+        _ => {}
+    }
+    Ok(0)
+}

@@ -1,0 +1,595 @@
+//! Process identity, limits, signal dispositions and other process-wide calls.
+//!
+//! Signals are recorded honestly: dispositions and masks are stored and reported back.
+//! Delivery to handlers arrives with the threads-and-signals issue; until then a signal
+//! whose disposition is a handler cannot be delivered and `kill` reports `ENOSYS` for it
+//! (after a warning), while default actions (terminate, ignore) are carried out.
+
+use crate::args::Args;
+use crate::fault::{signal_name, terminate};
+use crate::process::{current, SigAction, PID, RLIM_INFINITY, RLIM_NLIMITS};
+use skiff_arch::{cpu, time, TrapFrame};
+use skiff_bootproto::ExitReport;
+use skiff_errno::{Errno, KResult};
+use skiff_fs::Entropy;
+
+pub fn exit(a: &Args) -> KResult<u64> {
+    skiff_console::exit(ExitReport::Exited(a.int(0) as u8))
+}
+
+fn field(s: &[u8]) -> [u8; 65] {
+    let mut f = [0u8; 65];
+    let n = s.len().min(64);
+    f[..n].copy_from_slice(&s[..n]);
+    f
+}
+
+pub fn uname(a: &Args) -> KResult<u64> {
+    let host = current().hostname.lock().clone();
+    let mut buf = [0u8; 65 * 6];
+    for (i, v) in [
+        &b"Linux"[..],
+        &host,
+        b"6.1.0-skiff",
+        b"#1 SMP PREEMPT_DYNAMIC Skiff",
+        b"x86_64",
+        b"(none)",
+    ]
+    .iter()
+    .enumerate()
+    {
+        buf[i * 65..(i + 1) * 65].copy_from_slice(&field(v));
+    }
+    a.ptr(0).write_bytes(&buf)?;
+    Ok(0)
+}
+
+pub fn sethostname(a: &Args) -> KResult<u64> {
+    let len = a.usize(1);
+    if len > 64 {
+        return Err(Errno::EINVAL);
+    }
+    let name = a.ptr(0).read_bytes(len)?;
+    *current().hostname.lock() = name.clone();
+    if let Some(procfs) = current().fs.vfs().procfs() {
+        procfs.set_hostname(&name);
+    }
+    Ok(0)
+}
+
+pub fn umask(a: &Args) -> KResult<u64> {
+    Ok(current().fs.set_umask(a.u32(0)) as u64)
+}
+
+pub fn setid(a: &Args) -> KResult<u64> {
+    // The program runs as root and stays root: switching to another identity would
+    // promise a permission model the kernel does not enforce.
+    if a.u32(0) == 0 {
+        Ok(0)
+    } else {
+        Err(Errno::EPERM)
+    }
+}
+
+pub fn getres(a: &Args) -> KResult<u64> {
+    for i in 0..3 {
+        a.ptr(i).write(&0u32)?;
+    }
+    Ok(0)
+}
+
+pub fn getpgid(a: &Args) -> KResult<u64> {
+    match a.int(0) {
+        0 | 1 => Ok(PID as u64),
+        _ => Err(Errno::ESRCH),
+    }
+}
+
+pub fn setpgid(a: &Args) -> KResult<u64> {
+    match (a.int(0), a.int(1)) {
+        (0 | 1, 0 | 1) => Ok(0),
+        (0 | 1, _) => Err(Errno::EPERM),
+        _ => Err(Errno::ESRCH),
+    }
+}
+
+const ARCH_SET_GS: u32 = 0x1001;
+const ARCH_SET_FS: u32 = 0x1002;
+const ARCH_GET_FS: u32 = 0x1003;
+const ARCH_GET_GS: u32 = 0x1004;
+const ARCH_GET_CPUID: u32 = 0x1011;
+const ARCH_SET_CPUID: u32 = 0x1012;
+
+pub fn arch_prctl(a: &Args) -> KResult<u64> {
+    match a.u32(0) {
+        ARCH_SET_FS => {
+            let base = a.raw(1);
+            if !skiff_arch::layout::is_user(base) {
+                return Err(Errno::EPERM);
+            }
+            cpu::set_fs_base(base);
+            Ok(0)
+        }
+        ARCH_GET_FS => {
+            a.ptr(1).write(&cpu::fs_base())?;
+            Ok(0)
+        }
+        // The kernel owns GS (per-CPU data) because it shares ring 0 with the program;
+        // see skiff_arch::percpu. Linux programs use FS for TLS.
+        ARCH_SET_GS => Err(Errno::EINVAL),
+        ARCH_GET_GS => {
+            a.ptr(1).write(&0u64)?;
+            Ok(0)
+        }
+        ARCH_GET_CPUID => Ok(1),
+        ARCH_SET_CPUID => Err(Errno::ENODEV),
+        _ => Err(Errno::EINVAL),
+    }
+}
+
+pub fn set_tid_address(a: &Args) -> KResult<u64> {
+    current().clear_child_tid.store(a.raw(0), core::sync::atomic::Ordering::Relaxed);
+    Ok(PID as u64)
+}
+
+pub fn set_robust_list(a: &Args) -> KResult<u64> {
+    // The list matters when a thread dies holding a robust mutex; with one thread the
+    // process ends with it. Recorded semantics arrive with threads.
+    if a.usize(1) != 24 {
+        return Err(Errno::EINVAL);
+    }
+    Ok(0)
+}
+
+pub fn get_robust_list(a: &Args) -> KResult<u64> {
+    if a.int(0) != 0 && a.int(0) != PID as i32 {
+        return Err(Errno::ESRCH);
+    }
+    a.ptr(1).write(&0u64)?;
+    a.ptr(2).write(&24u64)?;
+    Ok(0)
+}
+
+fn check_pid(pid: i32) -> KResult<()> {
+    if pid == 0 || pid == PID as i32 {
+        Ok(())
+    } else {
+        Err(Errno::ESRCH)
+    }
+}
+
+fn apply_limit(resource: usize, soft: u64) {
+    let p = current();
+    match resource {
+        7 => p.fs.fds.lock().set_limit(soft.min(1 << 20) as usize),
+        3 => p.aspace.lock().set_stack_limit(soft),
+        _ => {}
+    }
+}
+
+pub fn prlimit64(a: &Args) -> KResult<u64> {
+    check_pid(a.int(0))?;
+    let resource = a.u32(1) as usize;
+    if resource >= RLIM_NLIMITS {
+        return Err(Errno::EINVAL);
+    }
+    let new = if a.ptr(2).is_null() { None } else { Some(a.ptr(2).read::<[u64; 2]>()?) };
+    if let Some([soft, hard]) = new {
+        if soft > hard {
+            return Err(Errno::EINVAL);
+        }
+        if resource == 7 && hard != RLIM_INFINITY && hard > 1 << 20 {
+            return Err(Errno::EPERM);
+        }
+    }
+    let old = {
+        let mut limits = current().rlimits.lock();
+        let old = limits[resource];
+        if let Some([soft, hard]) = new {
+            limits[resource] = (soft, hard);
+        }
+        old
+    };
+    if let Some([soft, _]) = new {
+        apply_limit(resource, soft);
+    }
+    if !a.ptr(3).is_null() {
+        a.ptr(3).write(&[old.0, old.1])?;
+    }
+    Ok(0)
+}
+
+pub fn getrlimit(a: &Args) -> KResult<u64> {
+    let resource = a.u32(0) as usize;
+    if resource >= RLIM_NLIMITS {
+        return Err(Errno::EINVAL);
+    }
+    let l = current().rlimits.lock()[resource];
+    a.ptr(1).write(&[l.0, l.1])?;
+    Ok(0)
+}
+
+pub fn setrlimit(a: &Args) -> KResult<u64> {
+    let resource = a.u32(0) as usize;
+    if resource >= RLIM_NLIMITS {
+        return Err(Errno::EINVAL);
+    }
+    let [soft, hard]: [u64; 2] = a.ptr(1).read()?;
+    if soft > hard {
+        return Err(Errno::EINVAL);
+    }
+    current().rlimits.lock()[resource] = (soft, hard);
+    apply_limit(resource, soft);
+    Ok(0)
+}
+
+pub fn getrandom(a: &Args) -> KResult<u64> {
+    const GRND_NONBLOCK: u32 = 1;
+    const GRND_RANDOM: u32 = 2;
+    const GRND_INSECURE: u32 = 4;
+    let flags = a.flags32(2, GRND_NONBLOCK | GRND_RANDOM | GRND_INSECURE)?;
+    if flags & GRND_RANDOM != 0 && flags & GRND_INSECURE != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let len = a.usize(1).min(i32::MAX as usize);
+    a.ptr(0).check(len)?;
+    let entropy = crate::env::KernelEntropy::new();
+    let mut buf = [0u8; 256];
+    let mut done = 0;
+    while done < len {
+        let n = (len - done).min(buf.len());
+        entropy.fill(&mut buf[..n]);
+        a.ptr(0).offset(done as u64).write_bytes(&buf[..n])?;
+        done += n;
+    }
+    Ok(done as u64)
+}
+
+pub fn sched_getaffinity(a: &Args) -> KResult<u64> {
+    check_pid(a.int(0))?;
+    let len = a.usize(1);
+    // The kernel's cpumask is one unsigned long for up to 64 CPUs.
+    if len < 8 || len % 8 != 0 {
+        return Err(Errno::EINVAL);
+    }
+    a.ptr(2).write(&1u64)?;
+    Ok(8)
+}
+
+pub fn sched_setaffinity(a: &Args) -> KResult<u64> {
+    check_pid(a.int(0))?;
+    let len = a.usize(1).min(8);
+    if len == 0 {
+        return Err(Errno::EINVAL);
+    }
+    let bytes = a.ptr(2).read_bytes(len)?;
+    if bytes[0] & 1 == 0 {
+        return Err(Errno::EINVAL);
+    }
+    Ok(0)
+}
+
+pub fn sched_param(a: &Args) -> KResult<u64> {
+    use crate::nr::*;
+    check_pid(a.int(0))?;
+    match a.nr {
+        SCHED_GETSCHEDULER => Ok(0),
+        SCHED_GETPARAM => {
+            a.ptr(1).write(&0i32)?;
+            Ok(0)
+        }
+        SCHED_SETSCHEDULER => {
+            let param: i32 = a.ptr(2).read()?;
+            if a.int(1) == 0 && param == 0 {
+                Ok(0)
+            } else {
+                Err(Errno::EINVAL)
+            }
+        }
+        _ => {
+            let param: i32 = a.ptr(1).read()?;
+            if param == 0 {
+                Ok(0)
+            } else {
+                Err(Errno::EINVAL)
+            }
+        }
+    }
+}
+
+pub fn getcpu(a: &Args) -> KResult<u64> {
+    if !a.ptr(0).is_null() {
+        a.ptr(0).write(&0u32)?;
+    }
+    if !a.ptr(1).is_null() {
+        a.ptr(1).write(&0u32)?;
+    }
+    Ok(0)
+}
+
+pub fn sysinfo(a: &Args) -> KResult<u64> {
+    let s = skiff_mm::frames::stats();
+    let mut buf = [0u8; 112];
+    let put = |buf: &mut [u8], off: usize, v: u64| buf[off..off + 8].copy_from_slice(&v.to_le_bytes());
+    put(&mut buf, 0, time::monotonic_ns() / 1_000_000_000);
+    put(&mut buf, 32, s.total_frames * 4096);
+    put(&mut buf, 40, s.free_frames * 4096);
+    buf[80..82].copy_from_slice(&1u16.to_le_bytes()); // procs
+    buf[104..108].copy_from_slice(&1u32.to_le_bytes()); // mem_unit
+    a.ptr(0).write_bytes(&buf)?;
+    Ok(0)
+}
+
+pub fn getrusage(a: &Args) -> KResult<u64> {
+    const RUSAGE_SELF: i32 = 0;
+    const RUSAGE_CHILDREN: i32 = -1;
+    const RUSAGE_THREAD: i32 = 1;
+    let who = a.int(0);
+    let mut buf = [0u8; 144];
+    match who {
+        RUSAGE_SELF | RUSAGE_THREAD => {
+            let ns = time::monotonic_ns();
+            buf[0..8].copy_from_slice(&(ns / 1_000_000_000).to_le_bytes());
+            buf[8..16].copy_from_slice(&((ns % 1_000_000_000) / 1000).to_le_bytes());
+            let rss_kb = current().aspace.lock().total_mapped() / 1024;
+            buf[32..40].copy_from_slice(&rss_kb.to_le_bytes());
+        }
+        RUSAGE_CHILDREN => {}
+        _ => return Err(Errno::EINVAL),
+    }
+    a.ptr(1).write_bytes(&buf)?;
+    Ok(0)
+}
+
+pub fn times(a: &Args) -> KResult<u64> {
+    let ticks = time::monotonic_ns() / 10_000_000;
+    if !a.ptr(0).is_null() {
+        a.ptr(0).write(&[ticks, 0u64, 0, 0])?;
+    }
+    Ok(ticks)
+}
+
+pub fn personality(a: &Args) -> KResult<u64> {
+    match a.u32(0) {
+        0xffff_ffff | 0 => Ok(0),
+        _ => Err(Errno::EINVAL),
+    }
+}
+
+pub fn prctl(a: &Args) -> KResult<u64> {
+    const PR_SET_PDEATHSIG: u32 = 1;
+    const PR_GET_PDEATHSIG: u32 = 2;
+    const PR_GET_DUMPABLE: u32 = 3;
+    const PR_SET_DUMPABLE: u32 = 4;
+    const PR_SET_NAME: u32 = 15;
+    const PR_GET_NAME: u32 = 16;
+    const PR_GET_SECCOMP: u32 = 21;
+    const PR_SET_NO_NEW_PRIVS: u32 = 38;
+    const PR_GET_NO_NEW_PRIVS: u32 = 39;
+    match a.u32(0) {
+        PR_SET_PDEATHSIG => {
+            if a.raw(1) > 64 {
+                return Err(Errno::EINVAL);
+            }
+            Ok(0)
+        }
+        PR_GET_PDEATHSIG => {
+            a.ptr(1).write(&0i32)?;
+            Ok(0)
+        }
+        PR_GET_DUMPABLE => Ok(1),
+        PR_SET_DUMPABLE => {
+            if a.raw(1) > 1 {
+                return Err(Errno::EINVAL);
+            }
+            Ok(0)
+        }
+        PR_SET_NAME => {
+            let name = a.ptr(1).read_cstr(15).or_else(|e| if e == Errno::ERANGE { a.ptr(1).read_bytes(15) } else { Err(e) })?;
+            let mut n = [0u8; 16];
+            n[..name.len().min(15)].copy_from_slice(&name[..name.len().min(15)]);
+            *THREAD_NAME.lock() = n;
+            Ok(0)
+        }
+        PR_GET_NAME => {
+            let n = *THREAD_NAME.lock();
+            a.ptr(1).write_bytes(&n)?;
+            Ok(0)
+        }
+        PR_GET_SECCOMP => Ok(0),
+        PR_SET_NO_NEW_PRIVS => Ok(0),
+        PR_GET_NO_NEW_PRIVS => Ok(1),
+        _ => Err(Errno::EINVAL),
+    }
+}
+
+static THREAD_NAME: spin::Mutex<[u8; 16]> = spin::Mutex::new(*b"main\0\0\0\0\0\0\0\0\0\0\0\0");
+
+// ----- signals --------------------------------------------------------------------
+
+const SIGKILL: usize = 9;
+const SIGSTOP: usize = 19;
+const SIG_DFL: u64 = 0;
+const SIG_IGN: u64 = 1;
+const SA_ONSTACK_ETC: u64 = 0x0800_0000 | 0x1000_0000 | 0x4000_0000 | 0x8000_0000 | 0x4 | 0x1 | 0x2 | 0x0400_0000;
+const SIGSET_SIZE: usize = 8;
+
+fn sig_index(sig: i32) -> KResult<usize> {
+    if (1..=64).contains(&sig) {
+        Ok(sig as usize)
+    } else {
+        Err(Errno::EINVAL)
+    }
+}
+
+pub fn rt_sigaction(a: &Args) -> KResult<u64> {
+    let sig = sig_index(a.int(0))?;
+    if a.usize(3) != SIGSET_SIZE {
+        return Err(Errno::EINVAL);
+    }
+    let new = if a.ptr(1).is_null() {
+        None
+    } else {
+        if sig == SIGKILL || sig == SIGSTOP {
+            return Err(Errno::EINVAL);
+        }
+        let raw: [u64; 4] = a.ptr(1).read()?;
+        let _ = SA_ONSTACK_ETC;
+        Some(SigAction { handler: raw[0], flags: raw[1], restorer: raw[2], mask: raw[3] })
+    };
+    let old = {
+        let mut acts = current().sigactions.lock();
+        let old = acts[sig - 1];
+        if let Some(n) = new {
+            acts[sig - 1] = n;
+        }
+        old
+    };
+    if !a.ptr(2).is_null() {
+        a.ptr(2).write(&[old.handler, old.flags, old.restorer, old.mask])?;
+    }
+    Ok(0)
+}
+
+/// Signals whose default action is to do nothing.
+fn default_ignored(sig: usize) -> bool {
+    matches!(sig, 17 | 18 | 23 | 28) // SIGCHLD, SIGCONT, SIGURG, SIGWINCH
+}
+
+static PENDING: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
+pub fn rt_sigprocmask(a: &Args) -> KResult<u64> {
+    const SIG_BLOCK: i32 = 0;
+    const SIG_UNBLOCK: i32 = 1;
+    const SIG_SETMASK: i32 = 2;
+    if a.usize(3) != SIGSET_SIZE {
+        return Err(Errno::EINVAL);
+    }
+    let p = current();
+    let old = p.sigmask();
+    if !a.ptr(1).is_null() {
+        let set: u64 = a.ptr(1).read()?;
+        let unblockable = (1u64 << (SIGKILL - 1)) | (1u64 << (SIGSTOP - 1));
+        let new = match a.int(0) {
+            SIG_BLOCK => old | set,
+            SIG_UNBLOCK => old & !set,
+            SIG_SETMASK => set,
+            _ => return Err(Errno::EINVAL),
+        } & !unblockable;
+        p.sigmask.store(new, core::sync::atomic::Ordering::Relaxed);
+        deliver_unblocked(new);
+    }
+    if !a.ptr(2).is_null() {
+        a.ptr(2).write(&old)?;
+    }
+    Ok(0)
+}
+
+pub fn rt_sigpending(a: &Args) -> KResult<u64> {
+    if a.usize(1) > SIGSET_SIZE {
+        return Err(Errno::EINVAL);
+    }
+    let pending = PENDING.load(core::sync::atomic::Ordering::Relaxed) & current().sigmask();
+    a.ptr(0).write(&pending)?;
+    Ok(0)
+}
+
+/// Carry out the default action of pending signals that the new mask unblocks.
+fn deliver_unblocked(mask: u64) {
+    let pending = PENDING.load(core::sync::atomic::Ordering::Relaxed);
+    let ready = pending & !mask;
+    if ready == 0 {
+        return;
+    }
+    let sig = ready.trailing_zeros() as usize + 1;
+    PENDING.fetch_and(!(1 << (sig - 1)), core::sync::atomic::Ordering::Relaxed);
+    default_action(sig);
+}
+
+fn default_action(sig: usize) {
+    if default_ignored(sig) {
+        return;
+    }
+    terminate(&TrapFrame::default(), sig as u8, format_args!("{} sent by the program to itself", signal_name(sig as u8)));
+}
+
+/// Send `sig` to the program itself.
+fn send_self(sig: i32) -> KResult<u64> {
+    if sig == 0 {
+        return Ok(0);
+    }
+    let sig = sig_index(sig)?;
+    let action = current().sigactions.lock()[sig - 1];
+    let blocked = current().sigmask() & (1 << (sig - 1)) != 0;
+    match action.handler {
+        SIG_IGN if sig != SIGKILL => Ok(0),
+        SIG_DFL | SIG_IGN => {
+            if blocked && sig != SIGKILL {
+                PENDING.fetch_or(1 << (sig - 1), core::sync::atomic::Ordering::Relaxed);
+                return Ok(0);
+            }
+            default_action(sig);
+            Ok(0)
+        }
+        _ => {
+            skiff_console::warn!(
+                "{} has a handler; running signal handlers is not implemented yet, so it is not delivered",
+                signal_name(sig as u8)
+            );
+            Err(Errno::ENOSYS)
+        }
+    }
+}
+
+pub fn kill(a: &Args) -> KResult<u64> {
+    match a.int(0) {
+        0 | -1 | 1 => send_self(a.int(1)),
+        _ => Err(Errno::ESRCH),
+    }
+}
+
+pub fn tkill(a: &Args) -> KResult<u64> {
+    if a.int(0) <= 0 {
+        return Err(Errno::EINVAL);
+    }
+    check_pid(a.int(0))?;
+    send_self(a.int(1))
+}
+
+pub fn tgkill(a: &Args) -> KResult<u64> {
+    if a.int(0) <= 0 || a.int(1) <= 0 {
+        return Err(Errno::EINVAL);
+    }
+    check_pid(a.int(0))?;
+    check_pid(a.int(1))?;
+    send_self(a.int(2))
+}
+
+static ALTSTACK: spin::Mutex<[u64; 3]> = spin::Mutex::new([0, 2, 0]); // sp, flags (SS_DISABLE), size
+
+pub fn sigaltstack(a: &Args) -> KResult<u64> {
+    const SS_ONSTACK: u32 = 1;
+    const SS_DISABLE: u32 = 2;
+    const SS_AUTODISARM: u32 = 1 << 31;
+    const MINSIGSTKSZ: u64 = 2048;
+    let new = if a.ptr(0).is_null() { None } else { Some(a.ptr(0).read::<[u64; 3]>()?) };
+    let old = *ALTSTACK.lock();
+    if let Some(ss) = new {
+        let flags = ss[1] as u32;
+        if flags & !(SS_DISABLE | SS_ONSTACK | SS_AUTODISARM) != 0 {
+            return Err(Errno::EINVAL);
+        }
+        if flags & SS_DISABLE != 0 {
+            *ALTSTACK.lock() = [0, SS_DISABLE as u64, 0];
+        } else {
+            if ss[2] < MINSIGSTKSZ {
+                return Err(Errno::ENOMEM);
+            }
+            *ALTSTACK.lock() = [ss[0], (flags & SS_AUTODISARM) as u64, ss[2]];
+        }
+    }
+    if !a.ptr(1).is_null() {
+        a.ptr(1).write(&old)?;
+    }
+    Ok(0)
+}

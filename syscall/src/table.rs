@@ -1,0 +1,165 @@
+//! The one system-call table: number → handler, and the single place where an error
+//! becomes the negative errno the application sees.
+
+use crate::args::Args;
+use crate::nr::*;
+use crate::{sys_fs as f, sys_mem as m, sys_proc as p, sys_time as t};
+use core::sync::atomic::{AtomicU64, Ordering};
+use skiff_arch::entry::SyscallReturn;
+use skiff_arch::TrapFrame;
+use skiff_errno::{Errno, KResult};
+
+/// Decode, run, encode. Called by the syscall entry stub with interrupts enabled.
+pub fn dispatch(frame: &mut TrapFrame) -> SyscallReturn {
+    let args = Args::from_frame(frame);
+    let result = call(&args);
+    frame.rax = match result {
+        Ok(v) => v,
+        Err(e) => e.as_syscall_return() as u64,
+    };
+    SyscallReturn::Fast
+}
+
+fn call(a: &Args) -> KResult<u64> {
+    match a.nr {
+        READ => f::read(a),
+        WRITE => f::write(a),
+        OPEN => f::open(a),
+        CLOSE => f::close(a),
+        STAT => f::stat(a, false),
+        FSTAT => f::fstat(a),
+        LSTAT => f::stat(a, true),
+        LSEEK => f::lseek(a),
+        MMAP => m::mmap(a),
+        MPROTECT => m::mprotect(a),
+        MUNMAP => m::munmap(a),
+        BRK => m::brk(a),
+        RT_SIGACTION => p::rt_sigaction(a),
+        RT_SIGPROCMASK => p::rt_sigprocmask(a),
+        IOCTL => f::ioctl(a),
+        PREAD64 => f::pread64(a),
+        PWRITE64 => f::pwrite64(a),
+        READV => f::readv(a),
+        WRITEV => f::writev(a),
+        ACCESS => f::access(a),
+        SCHED_YIELD => Ok(0),
+        MREMAP => m::mremap(a),
+        MSYNC => m::msync(a),
+        MINCORE => m::mincore(a),
+        MADVISE => m::madvise(a),
+        DUP => f::dup(a),
+        DUP2 => f::dup2(a),
+        NANOSLEEP => t::nanosleep(a),
+        GETPID => Ok(crate::process::PID as u64),
+        SENDFILE => f::sendfile(a),
+        EXIT => p::exit(a),
+        UNAME => p::uname(a),
+        FCNTL => f::fcntl(a),
+        FLOCK => f::flock(a),
+        FSYNC | FDATASYNC => f::fsync(a),
+        TRUNCATE => f::truncate(a),
+        FTRUNCATE => f::ftruncate(a),
+        GETDENTS64 => f::getdents64(a),
+        GETCWD => f::getcwd(a),
+        CHDIR => f::chdir(a),
+        FCHDIR => f::fchdir(a),
+        RENAME => f::rename(a),
+        MKDIR => f::mkdir(a),
+        RMDIR => f::rmdir(a),
+        CREAT => f::creat(a),
+        LINK => f::link(a),
+        UNLINK => f::unlink(a),
+        SYMLINK => f::symlink(a),
+        READLINK => f::readlink(a),
+        CHMOD => f::chmod(a),
+        FCHMOD => f::fchmod(a),
+        CHOWN => f::chown(a, true),
+        FCHOWN => f::fchown(a),
+        LCHOWN => f::chown(a, false),
+        UMASK => p::umask(a),
+        GETTIMEOFDAY => t::gettimeofday(a),
+        GETRLIMIT => p::getrlimit(a),
+        GETRUSAGE => p::getrusage(a),
+        SYSINFO => p::sysinfo(a),
+        TIMES => p::times(a),
+        GETUID | GETGID | GETEUID | GETEGID => Ok(0),
+        SETUID | SETGID => p::setid(a),
+        GETPPID => Ok(0),
+        GETPGRP => Ok(crate::process::PID as u64),
+        SETSID => Err(Errno::EPERM),
+        GETRESUID | GETRESGID => p::getres(a),
+        GETPGID | GETSID => p::getpgid(a),
+        SETPGID => p::setpgid(a),
+        GETGROUPS => Ok(0),
+        SIGALTSTACK => p::sigaltstack(a),
+        RT_SIGPENDING => p::rt_sigpending(a),
+        PERSONALITY => p::personality(a),
+        STATFS => f::statfs(a),
+        FSTATFS => f::fstatfs(a),
+        GETPRIORITY => Ok(20),
+        SETPRIORITY => Ok(0),
+        SCHED_GETPARAM | SCHED_SETPARAM | SCHED_GETSCHEDULER | SCHED_SETSCHEDULER => p::sched_param(a),
+        SCHED_GET_PRIORITY_MAX | SCHED_GET_PRIORITY_MIN => Ok(0),
+        MLOCK | MUNLOCK | MLOCKALL | MUNLOCKALL => m::mlock(a),
+        PRCTL => p::prctl(a),
+        ARCH_PRCTL => p::arch_prctl(a),
+        SETRLIMIT => p::setrlimit(a),
+        SYNC => Ok(0),
+        SETTIMEOFDAY => t::settimeofday(a),
+        SETHOSTNAME => p::sethostname(a),
+        GETTID => Ok(crate::process::PID as u64),
+        TKILL => p::tkill(a),
+        TIME => t::time(a),
+        SCHED_SETAFFINITY => p::sched_setaffinity(a),
+        SCHED_GETAFFINITY => p::sched_getaffinity(a),
+        SET_TID_ADDRESS => p::set_tid_address(a),
+        FADVISE64 => f::fadvise(a),
+        CLOCK_SETTIME => t::clock_settime(a),
+        CLOCK_GETTIME => t::clock_gettime(a),
+        CLOCK_GETRES => t::clock_getres(a),
+        CLOCK_NANOSLEEP => t::clock_nanosleep(a),
+        EXIT_GROUP => p::exit(a),
+        TGKILL => p::tgkill(a),
+        KILL => p::kill(a),
+        UTIMES => f::utimes(a),
+        OPENAT => f::openat(a),
+        MKDIRAT => f::mkdirat(a),
+        FCHOWNAT => f::fchownat(a),
+        NEWFSTATAT => f::newfstatat(a),
+        UNLINKAT => f::unlinkat(a),
+        RENAMEAT => f::renameat(a),
+        LINKAT => f::linkat(a),
+        SYMLINKAT => f::symlinkat(a),
+        READLINKAT => f::readlinkat(a),
+        FCHMODAT => f::fchmodat(a),
+        FACCESSAT => f::faccessat(a, false),
+        FACCESSAT2 => f::faccessat(a, true),
+        SET_ROBUST_LIST => p::set_robust_list(a),
+        GET_ROBUST_LIST => p::get_robust_list(a),
+        UTIMENSAT => f::utimensat(a),
+        FALLOCATE => f::fallocate(a),
+        DUP3 => f::dup3(a),
+        PREADV | PREADV2 => f::preadv(a),
+        PWRITEV | PWRITEV2 => f::pwritev(a),
+        PRLIMIT64 => p::prlimit64(a),
+        SYNCFS => f::fsync(a),
+        GETCPU => p::getcpu(a),
+        RENAMEAT2 => f::renameat2(a),
+        GETRANDOM => p::getrandom(a),
+        STATX => f::statx(a),
+        CLOSE_RANGE => f::close_range(a),
+        nr => unknown(nr),
+    }
+}
+
+/// One bit per syscall number already reported as unimplemented.
+static REPORTED: [AtomicU64; COUNT.div_ceil(64)] = [const { AtomicU64::new(0) }; COUNT.div_ceil(64)];
+
+fn unknown(nr: u64) -> KResult<u64> {
+    let idx = nr as usize;
+    let first = idx < COUNT && REPORTED[idx / 64].fetch_or(1 << (idx % 64), Ordering::Relaxed) & (1 << (idx % 64)) == 0;
+    if first || idx >= COUNT {
+        skiff_console::warn!("unimplemented syscall {} ({}) returns ENOSYS", name(nr), nr);
+    }
+    Err(Errno::ENOSYS)
+}
