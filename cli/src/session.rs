@@ -150,6 +150,7 @@ impl Session {
         let qemu_stderr = Arc::new(Mutex::new(VecDeque::new()));
         let (stderr_done_tx, stderr_done) = mpsc::channel::<()>();
         let (stdin_keeper_tx, _stdin_keeper) = mpsc::channel::<ChildStdin>();
+        let (ready_tx, ready_rx) = mpsc::channel::<()>();
 
         let (Some(qemu_in), Some(qemu_out), Some(qemu_err)) =
             (child.stdin.take(), child.stdout.take(), child.stderr.take())
@@ -161,9 +162,9 @@ impl Session {
             let state = console_state.clone();
             let events = events.clone();
             let verbose = self.verbose;
-            thread::spawn(move || read_console(qemu_out, verbose, record, state, events));
+            thread::spawn(move || read_console(qemu_out, verbose, record, state, events, ready_tx));
         }
-        thread::spawn(move || forward_stdin(io::stdin(), qemu_in, stdin_keeper_tx));
+        thread::spawn(move || forward_stdin(io::stdin(), qemu_in, stdin_keeper_tx, ready_rx));
         {
             let lines = qemu_stderr.clone();
             let verbose = self.verbose;
@@ -377,7 +378,9 @@ fn read_console(
     record: Arc<Mutex<ConsoleRecord>>,
     state: Arc<Mutex<ConsoleState>>,
     events: Sender<Event>,
+    guest_ready: Sender<()>,
 ) {
+    let mut guest_ready = Some(guest_ready);
     let mut router = FrameRouter::new(io::stdout(), io::stderr(), verbose, record);
     let mut decoder = FrameDecoder::after_magic();
     let mut buffer = vec![0u8; 64 * 1024];
@@ -394,7 +397,15 @@ fn read_console(
             continue;
         }
         decoder.push(&buffer[..n]);
-        while let Some(frame) = decoder.next_frame() {
+        let next = decoder.next_frame();
+        if decoder.synced() {
+            // The preamble means the guest's UART is set up: stdin may flow now.
+            if let Some(ready) = guest_ready.take() {
+                let _ = ready.send(());
+            }
+        }
+        let mut next = next;
+        while let Some(frame) = next.take().or_else(|| decoder.next_frame()) {
             {
                 let mut state = lock(&state);
                 state.synced = true;
@@ -455,10 +466,20 @@ fn keep_tail(kept: &mut Vec<u8>, more: &[u8]) {
     }
 }
 
-/// Copy `input` into QEMU's stdin as frames, then send end-of-file. The pipe to QEMU is
-/// handed to `keeper` afterwards so that it stays open until skiff is done (QEMU must not
-/// see its own stdin close while the guest runs).
-fn forward_stdin(mut input: impl Read, mut qemu_in: ChildStdin, keeper: Sender<ChildStdin>) {
+/// Copy `input` into QEMU's stdin as frames, then send end-of-file. Nothing is sent
+/// before the guest's preamble (`guest_ready`): bytes that reach the UART before the
+/// kernel programs it are lost when it enables the FIFO. The pipe to QEMU is handed to
+/// `keeper` afterwards so that it stays open until skiff is done (QEMU must not see its
+/// own stdin close while the guest runs).
+fn forward_stdin(
+    mut input: impl Read,
+    mut qemu_in: ChildStdin,
+    keeper: Sender<ChildStdin>,
+    guest_ready: mpsc::Receiver<()>,
+) {
+    if guest_ready.recv().is_err() {
+        return; // The guest never started; nothing will read stdin.
+    }
     let mut chunk = vec![0u8; STDIN_CHUNK];
     loop {
         match input.read(&mut chunk) {

@@ -19,7 +19,7 @@ pub fn handle(frame: &mut TrapFrame) {
             skiff_syscall::timer_tick();
         }
         v if v == vectors::IRQ_BASE + skiff_arch::serial::IRQ as u64 => {
-            console::feed_input();
+            console::on_receive_interrupt();
             lapic::eoi();
         }
         vectors::SPURIOUS => {}

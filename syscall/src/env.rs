@@ -94,6 +94,10 @@ impl Console for SerialConsole {
     fn window_size(&self) -> (u16, u16) {
         (24, 80)
     }
+
+    fn read_ready(&self) -> bool {
+        skiff_console::stdin_ready()
+    }
 }
 
 /// What procfs shows about the process.

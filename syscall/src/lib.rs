@@ -22,6 +22,7 @@ pub mod nr;
 pub mod process;
 mod sys_fs;
 mod sys_mem;
+mod sys_poll;
 mod sys_proc;
 mod sys_time;
 pub mod table;

@@ -39,6 +39,28 @@ fn is_regular(f: &OpenFile) -> bool {
     f.stat().map(|s| s.file_type() == Some(FileType::Regular)).unwrap_or(false)
 }
 
+/// Run `op`, waiting while it would block on a descriptor that is not `O_NONBLOCK`.
+/// Waiting halts the CPU until an interrupt (input, a timer) and retries.
+fn blocking<T>(f: &OpenFile, mut op: impl FnMut() -> KResult<T>) -> KResult<T> {
+    loop {
+        match op() {
+            Err(Errno::EAGAIN) if f.status_flags() & OpenFlags::O_NONBLOCK == 0 => {
+                skiff_console::wait_for_input(10_000_000)
+            }
+            r => return r,
+        }
+    }
+}
+
+/// A write that found no reader raises `SIGPIPE` (which ends the program unless it is
+/// ignored or blocked) and reports `EPIPE`.
+fn check_broken_pipe<T>(r: KResult<T>) -> KResult<T> {
+    if r.as_ref().err() == Some(&Errno::EPIPE) {
+        crate::sys_proc::raise_signal(crate::sys_proc::SIGPIPE);
+    }
+    r
+}
+
 /// Read from `f` into application memory at `buf`, up to `count` bytes.
 fn read_to_user(f: &OpenFile, buf: UserPtr, count: usize, offset: Option<i64>) -> KResult<u64> {
     buf.check(count)?;
@@ -49,6 +71,7 @@ fn read_to_user(f: &OpenFile, buf: UserPtr, count: usize, offset: Option<i64>) -
         let want = (count - done).min(CHUNK);
         let n = match offset {
             Some(off) => f.pread(&mut kbuf[..want], off + done as i64),
+            None if done == 0 => blocking(f, || f.read(&mut kbuf[..want])),
             None => f.read(&mut kbuf[..want]),
         };
         let n = match n {
@@ -82,11 +105,11 @@ fn write_from_user(f: &OpenFile, buf: UserPtr, count: usize, offset: Option<i64>
         }
         let n = match offset {
             Some(off) => f.pwrite(&kbuf[..want], off + done as i64),
-            None => f.write(&kbuf[..want]),
+            None => blocking(f, || f.write(&kbuf[..want])),
         };
         let n = match n {
             Ok(n) => n,
-            Err(e) if done == 0 => return Err(e),
+            Err(e) if done == 0 => return check_broken_pipe(Err(e)),
             Err(_) => break,
         };
         done += n;
@@ -212,14 +235,14 @@ pub fn sendfile(a: &Args) -> KResult<u64> {
         let want = (count - done).min(CHUNK);
         let n = match offset {
             Some(o) => inp.pread(&mut buf[..want], o)?,
-            None => inp.read(&mut buf[..want])?,
+            None => blocking(&inp, || inp.read(&mut buf[..want]))?,
         };
         if n == 0 {
             break;
         }
         let mut w = 0;
         while w < n {
-            match out.write(&buf[w..n]) {
+            match check_broken_pipe(blocking(&out, || out.write(&buf[w..n]))) {
                 Ok(k) => w += k,
                 Err(e) if done + w == 0 => return Err(e),
                 Err(_) => break,
@@ -788,6 +811,10 @@ pub fn ioctl(a: &Args) -> KResult<u64> {
         }
         skiff_fs::device::FIONREAD => {
             let f = file(fd)?;
+            if let Some(n) = f.buffered() {
+                a.ptr(2).write(&(n as i32))?;
+                return Ok(0);
+            }
             if f.is_tty() || f.stat()?.file_type() == Some(FileType::Fifo) {
                 let n = skiff_console::stdin_buffered() as i32;
                 a.ptr(2).write(&n)?;
@@ -806,4 +833,30 @@ pub fn ioctl(a: &Args) -> KResult<u64> {
             Ok(0)
         }
     }
+}
+
+pub fn pipe2(a: &Args) -> KResult<u64> {
+    let flags = if a.nr == crate::nr::PIPE { 0 } else { a.flags32(1, OpenFlags::O_CLOEXEC | OpenFlags::O_NONBLOCK)? };
+    a.ptr(0).check(8)?;
+    let (r, w) = skiff_fs::pipe(flags);
+    let cloexec = flags & OpenFlags::O_CLOEXEC != 0;
+    let fs = &current().fs;
+    let (rfd, wfd) = {
+        let mut table = fs.fds.lock();
+        let rfd = table.insert(r, cloexec)?;
+        match table.insert(w, cloexec) {
+            Ok(wfd) => (rfd, wfd),
+            Err(e) => {
+                let _ = table.close(rfd);
+                return Err(e);
+            }
+        }
+    };
+    if let Err(e) = a.ptr(0).write(&[rfd as u32, wfd as u32]) {
+        let mut table = fs.fds.lock();
+        let _ = table.close(rfd);
+        let _ = table.close(wfd);
+        return Err(e);
+    }
+    Ok(0)
 }

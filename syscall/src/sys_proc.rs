@@ -513,6 +513,14 @@ fn default_action(sig: usize) {
     terminate(&TrapFrame::default(), sig as u8, format_args!("{} sent by the program to itself", signal_name(sig as u8)));
 }
 
+pub const SIGPIPE: i32 = 13;
+
+/// Raise `sig` in the program as the kernel does for `SIGPIPE`: the default action
+/// applies unless the signal is ignored or blocked (then it stays pending).
+pub fn raise_signal(sig: i32) {
+    let _ = send_self(sig);
+}
+
 /// Send `sig` to the program itself.
 fn send_self(sig: i32) -> KResult<u64> {
     if sig == 0 {

@@ -3,7 +3,7 @@
 
 use crate::args::Args;
 use crate::nr::*;
-use crate::{sys_fs as f, sys_mem as m, sys_proc as p, sys_time as t};
+use crate::{sys_fs as f, sys_mem as m, sys_poll as io, sys_proc as p, sys_time as t};
 use core::sync::atomic::{AtomicU64, Ordering};
 use skiff_arch::entry::SyscallReturn;
 use skiff_arch::TrapFrame;
@@ -23,6 +23,10 @@ pub fn dispatch(frame: &mut TrapFrame) -> SyscallReturn {
 fn call(a: &Args) -> KResult<u64> {
     match a.nr {
         READ => f::read(a),
+        POLL => io::poll(a),
+        PPOLL => io::ppoll(a),
+        SELECT => io::select(a),
+        PSELECT6 => io::pselect6(a),
         WRITE => f::write(a),
         OPEN => f::open(a),
         CLOSE => f::close(a),
@@ -148,6 +152,7 @@ fn call(a: &Args) -> KResult<u64> {
         GETRANDOM => p::getrandom(a),
         STATX => f::statx(a),
         CLOSE_RANGE => f::close_range(a),
+        PIPE | PIPE2 => f::pipe2(a),
         nr => unknown(nr),
     }
 }

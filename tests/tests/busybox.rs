@@ -311,8 +311,9 @@ fn archive_applets_match_native() {
         cmd(&["tar", "-xvf", "data/archive.tar", "-C", "data"]),
         cmd(&["gzip", "-c", "data/text.txt"]),
         cmd(&["gzip", "-c", "data/binary.bin"]),
+        // Not `zcat`: Debian's busybox `zcat` forks a decompressor child, and Skiff runs
+        // one process; `gunzip -c` decompresses in-process through the same code.
         cmd(&["gunzip", "-c", "data/text.txt.gz"]),
-        cmd(&["zcat", "data/text.txt.gz"]),
         cmd(&["gzip", "data/words.txt"]),
         cmd(&["gunzip", "-t", "data/text.txt.gz"]),
     ]);

@@ -30,7 +30,14 @@ pub fn init() {
     outb(COM1 + LCR, 0x03);
     outb(COM1 + FCR, 0xC7);
     outb(COM1 + MCR, 0x0B); // DTR, RTS, OUT2 (OUT2 gates the IRQ line)
-    outb(COM1 + IER, 0x01); // data-available interrupt
+    outb(COM1 + IER, 0); // the receive interrupt is enabled only while a reader waits
+}
+
+/// Turn the data-available interrupt on or off. A reader enables it just before it
+/// halts; the interrupt handler disables it, so input nobody is waiting for causes no
+/// interrupt storm. Enabling it while data is waiting raises the interrupt at once.
+pub fn set_receive_interrupt(on: bool) {
+    outb(COM1 + IER, if on { 0x01 } else { 0 });
 }
 
 /// Write bytes, waiting for room in the transmit FIFO.

@@ -7,7 +7,8 @@
 //!   kernel log lines, timing reports and the final exit report are multiplexed on it as
 //!   frames `[tag u8][len u16 LE][payload]`, after a [`MAGIC`] preamble (anything the
 //!   firmware prints before it is discarded by the host). Host stdin travels the other
-//!   way as frames with the same layout. The framing is binary-safe: payloads are raw.
+//!   way as frames with the same layout; the host sends nothing before it has seen the
+//!   preamble, because the UART drops what arrives before the kernel programs it. The framing is binary-safe: payloads are raw.
 //! * **Run configuration.** The CLI puts [`RUN_CONFIG_PATH`] into the initrd; it names
 //!   the program, its argv, environment and working directory. It is a list of
 //!   NUL-terminated `key=value` records so that arguments may hold any byte but NUL, as on

@@ -3,8 +3,8 @@
 //! Everything the guest says to the host goes through here as `skiff_bootproto` frames:
 //! application stdout/stderr, kernel log lines, the boot timing report, and finally the
 //! exit report followed by an orderly power-off. Host stdin arrives the other way as
-//! frames, is decoded by [`feed_input`] (called from the serial interrupt and from
-//! readers that poll), and is buffered for [`read_stdin`].
+//! frames, is decoded by `feed_input` (called by readers with interrupts masked; the
+//! serial interrupt only wakes them), and is buffered for [`read_stdin`].
 #![no_std]
 #![deny(unsafe_code)]
 
@@ -104,9 +104,15 @@ pub fn exit(report: ExitReport) -> ! {
     skiff_arch::cpu::halt_forever()
 }
 
-/// Drain the UART into the input buffer. Call with interrupts masked (the serial
-/// interrupt handler, or under `without_interrupts`).
-pub fn feed_input() {
+/// The serial interrupt: it only wakes a halted reader. Decoding happens in the
+/// reader's context, because interrupt handlers must not allocate (the interrupted
+/// code may hold the heap lock).
+pub fn on_receive_interrupt() {
+    serial::set_receive_interrupt(false);
+}
+
+/// Drain the UART into the input buffer. Call with interrupts masked.
+fn feed_input() {
     let mut input = INPUT.lock();
     let input = &mut *input;
     let decoder = input.decoder.get_or_insert_with(FrameDecoder::new);
@@ -118,6 +124,7 @@ pub fn feed_input() {
     if !got {
         return;
     }
+
     while let Some(frame) = decoder.next_frame() {
         match HostTag::from_u8(frame.tag) {
             Some(HostTag::Stdin) => input.data.extend(frame.payload.iter().copied()),
@@ -164,6 +171,28 @@ pub fn stdin_buffered() -> usize {
     })
 }
 
+/// Whether a stdin read would return at once (data buffered or end of file).
+pub fn stdin_ready() -> bool {
+    skiff_arch::cpu::without_interrupts(|| {
+        feed_input();
+        let input = INPUT.lock();
+        !input.data.is_empty() || input.eof
+    })
+}
+
+/// Halt until an interrupt arrives or `timeout_ns` passes (a waiter's primitive: the
+/// caller re-checks its condition afterwards). Returns at once if input is waiting.
+pub fn wait_for_input(timeout_ns: u64) {
+    skiff_arch::cpu::disable_interrupts();
+    if matches!(peek_input(), PeekInput::Empty) {
+        serial::set_receive_interrupt(true);
+        skiff_arch::lapic::arm_oneshot_ns(timeout_ns.clamp(1, POLL_FALLBACK_NS));
+        skiff_arch::cpu::enable_interrupts_and_halt();
+    } else {
+        skiff_arch::cpu::enable_interrupts();
+    }
+}
+
 /// Read stdin, halting the CPU until data or end of file arrives (the serial interrupt
 /// wakes it). Returns 0 at end of file.
 pub fn read_stdin(buf: &mut [u8]) -> usize {
@@ -184,6 +213,10 @@ pub fn read_stdin(buf: &mut [u8]) -> usize {
                 // interrupt cannot slip in unnoticed; `sti; hlt` re-enables atomically.
                 skiff_arch::cpu::disable_interrupts();
                 if matches!(peek_input(), PeekInput::Empty) {
+                    // The receive interrupt wakes us; the timer is a safety net in case an
+                    // interrupt was lost (the UART raises it only on a FIFO transition).
+                    serial::set_receive_interrupt(true);
+                    skiff_arch::lapic::arm_oneshot_ns(POLL_FALLBACK_NS);
                     skiff_arch::cpu::enable_interrupts_and_halt();
                 } else {
                     skiff_arch::cpu::enable_interrupts();
@@ -192,6 +225,9 @@ pub fn read_stdin(buf: &mut [u8]) -> usize {
         }
     }
 }
+
+/// How long a reader waiting for stdin halts before polling the UART anyway.
+const POLL_FALLBACK_NS: u64 = 10_000_000;
 
 enum PeekInput {
     Ready,

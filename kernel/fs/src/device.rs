@@ -78,6 +78,19 @@ pub trait CharDevice: Send + Sync {
     fn ioctl(&self, _cmd: u32, _arg: &[u8]) -> KResult<IoctlOut> {
         Err(Errno::ENOTTY)
     }
+    /// Whether a read would not block (data or end of file). Memory-like devices
+    /// always are.
+    fn read_ready(&self) -> bool {
+        true
+    }
+    /// Whether a write would not block.
+    fn write_ready(&self) -> bool {
+        true
+    }
+    /// Bytes waiting to be read, for devices that queue (`FIONREAD` on pipes).
+    fn buffered(&self) -> Option<usize> {
+        None
+    }
 }
 
 /// `/dev/null`: reads hit end of file, writes vanish.
@@ -289,6 +302,9 @@ pub struct ConsoleDevice {
 impl CharDevice for ConsoleDevice {
     fn read(&self, buf: &mut [u8], nonblock: bool) -> KResult<usize> {
         self.terminal.console.read(buf, nonblock)
+    }
+    fn read_ready(&self) -> bool {
+        self.terminal.console.read_ready()
     }
     fn write(&self, buf: &[u8]) -> KResult<usize> {
         self.terminal.console.write(self.stream, buf)

@@ -43,6 +43,8 @@ pub trait Console: Send + Sync {
     fn read(&self, buf: &mut [u8], nonblock: bool) -> KResult<usize>;
     /// Terminal size as (rows, cols).
     fn window_size(&self) -> (u16, u16);
+    /// Whether a read would return at once (input buffered, or end of file).
+    fn read_ready(&self) -> bool;
 }
 
 /// What procfs needs to know about the running program.

@@ -114,6 +114,20 @@ impl OpenFile {
         Self::build(vfs, FileKind::Device(device), Some(resolved), flags, None)
     }
 
+    /// An open file for a device with no name in the tree (a pipe end), with the
+    /// attributes `fstat` reports.
+    pub fn detached_device(device: Arc<dyn CharDevice>, flags: OpenFlags, stat: Stat) -> Arc<OpenFile> {
+        Self::build(Weak::new(), FileKind::Device(device), None, flags, Some(stat))
+    }
+
+    /// Bytes queued in a queueing device (a pipe), if this is one.
+    pub fn buffered(&self) -> Option<usize> {
+        match &self.kind {
+            FileKind::Device(d) => d.buffered(),
+            _ => None,
+        }
+    }
+
     /// One of the three initial descriptors on the console: `Stdin` reads host stdin,
     /// `Stdout`/`Stderr` write the host streams. When the terminal's host side is a
     /// terminal they are read-write ttys (answer `TCGETS`); otherwise they behave like
@@ -160,6 +174,16 @@ impl OpenFile {
     }
 
     // ---- flags ----
+
+    /// Readiness for `poll`: (a read would not block, a write would not block).
+    /// Files, directories and memory devices are always ready, as on Linux; the
+    /// console's input side is ready when input is buffered or at end of file.
+    pub fn poll_ready(&self) -> (bool, bool) {
+        match &self.kind {
+            FileKind::Device(d) => (d.read_ready(), d.write_ready()),
+            _ => (true, true),
+        }
+    }
 
     /// `F_GETFL`.
     pub fn status_flags(&self) -> u32 {

@@ -40,6 +40,7 @@ pub mod env;
 pub mod fdtable;
 pub mod file;
 pub mod inode;
+pub mod pipe;
 pub mod procfs;
 pub mod tmpfs;
 pub mod types;
@@ -54,6 +55,7 @@ pub use fdtable::{
 };
 pub use file::{OpenFile, StdStream};
 pub use inode::{DirEntry, FileSystem, Inode, NewNode, NewOwner};
+pub use pipe::pipe;
 pub use procfs::ProcFs;
 pub use tmpfs::TmpFs;
 pub use types::*;

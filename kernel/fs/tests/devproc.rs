@@ -134,6 +134,24 @@ fn console_that_is_a_pipe_is_not_a_tty() {
 }
 
 #[test]
+fn console_input_readiness_follows_buffered_input_and_eof() {
+    let e = env_with_tty(false);
+    let term = e.vfs.terminal().unwrap();
+    let stdin = OpenFile::console(&term, StdStream::Stdin);
+    let stdout = OpenFile::console(&term, StdStream::Stdout);
+    assert_eq!(stdin.poll_ready(), (false, true));
+    e.console.input.lock().unwrap().extend_from_slice(b"x");
+    assert_eq!(stdin.poll_ready().0, true);
+    stdin.read(&mut [0u8; 1]).unwrap();
+    assert_eq!(stdin.poll_ready().0, false);
+    *e.console.eof.lock().unwrap() = true;
+    assert_eq!(stdin.poll_ready().0, true);
+    assert_eq!(stdout.poll_ready().1, true);
+    let f = e.create("/tmp/ready", b"data");
+    assert_eq!(f.poll_ready(), (true, true));
+}
+
+#[test]
 fn fionbio_and_fionread() {
     let e = env();
     let f = e.create("/tmp/f", b"0123456789");

@@ -62,6 +62,9 @@ impl Console for FakeConsole {
     fn window_size(&self) -> (u16, u16) {
         (24, 80)
     }
+    fn read_ready(&self) -> bool {
+        !self.input.lock().unwrap().is_empty() || *self.eof.lock().unwrap()
+    }
 }
 
 pub struct FakeProc;

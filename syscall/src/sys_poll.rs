@@ -1,0 +1,184 @@
+//! `poll`, `ppoll`, `select` and `pselect6` over the readiness the files report.
+//!
+//! Regular files, directories and memory devices are always ready (as on Linux); the
+//! console's input is ready when input is buffered or at end of file. A caller with
+//! nothing ready halts until input arrives or its timeout passes. The shared wait-queue
+//! mechanism for sockets, pipes and eventfds arrives with the networking issue; signal
+//! masks passed to `ppoll`/`pselect6` are accepted (no handler can run yet).
+
+use crate::args::{Args, UserPtr};
+use crate::process::current;
+use alloc::vec::Vec;
+use skiff_arch::time;
+use skiff_errno::{Errno, KResult};
+
+const POLLIN: u16 = 0x001;
+const POLLPRI: u16 = 0x002;
+const POLLOUT: u16 = 0x004;
+const POLLNVAL: u16 = 0x020;
+const POLLRDNORM: u16 = 0x040;
+const POLLWRNORM: u16 = 0x100;
+const NSEC: i64 = 1_000_000_000;
+
+/// What one descriptor is ready for, restricted to `events` (POLLNVAL for a bad fd).
+fn revents(fd: i32, events: u16) -> u16 {
+    if fd < 0 {
+        return 0;
+    }
+    let file = match current().fs.fds.lock().get(fd) {
+        Ok(f) => f,
+        Err(_) => return POLLNVAL,
+    };
+    let (r, w) = file.poll_ready();
+    let mut out = 0;
+    if r && file.is_readable() {
+        out |= events & (POLLIN | POLLRDNORM);
+    }
+    if w && file.is_writable() {
+        out |= events & (POLLOUT | POLLWRNORM);
+    }
+    out & !POLLPRI
+}
+
+/// Repeat `scan` until it reports something or the deadline (monotonic ns; `None` =
+/// forever) passes.
+fn wait_until(deadline: Option<u64>, mut scan: impl FnMut() -> KResult<usize>) -> KResult<usize> {
+    loop {
+        let n = scan()?;
+        if n > 0 {
+            return Ok(n);
+        }
+        let now = time::monotonic_ns();
+        let left = match deadline {
+            Some(d) if now >= d => return Ok(0),
+            Some(d) => d - now,
+            None => u64::MAX,
+        };
+        skiff_console::wait_for_input(left);
+    }
+}
+
+fn poll_common(fds_ptr: UserPtr, nfds: usize, deadline: Option<u64>) -> KResult<u64> {
+    let limit = current().rlimits.lock()[7].0 as usize;
+    if nfds > limit.max(1024) {
+        return Err(Errno::EINVAL);
+    }
+    let mut entries: Vec<(i32, u16, u16)> = Vec::with_capacity(nfds);
+    for i in 0..nfds {
+        let raw: u64 = fds_ptr.offset(i as u64 * 8).read()?;
+        entries.push((raw as u32 as i32, (raw >> 32) as u16, 0));
+    }
+    let n = wait_until(deadline, || {
+        let mut ready = 0;
+        for e in entries.iter_mut() {
+            e.2 = revents(e.0, e.1);
+            if e.2 != 0 {
+                ready += 1;
+            }
+        }
+        Ok(ready)
+    })?;
+    for (i, e) in entries.iter().enumerate() {
+        fds_ptr.offset(i as u64 * 8 + 6).write(&e.2)?;
+    }
+    Ok(n as u64)
+}
+
+fn deadline_after_ns(ns: i64) -> Option<u64> {
+    Some(time::monotonic_ns().saturating_add(ns.max(0) as u64))
+}
+
+pub fn poll(a: &Args) -> KResult<u64> {
+    let timeout_ms = a.int(2);
+    let deadline = if timeout_ms < 0 { None } else { deadline_after_ns(timeout_ms as i64 * 1_000_000) };
+    poll_common(a.ptr(0), a.usize(1), deadline)
+}
+
+fn read_timespec(p: UserPtr) -> KResult<Option<i64>> {
+    if p.is_null() {
+        return Ok(None);
+    }
+    let ts: [i64; 2] = p.read()?;
+    if ts[0] < 0 || !(0..NSEC).contains(&ts[1]) {
+        return Err(Errno::EINVAL);
+    }
+    Ok(Some(ts[0].saturating_mul(NSEC).saturating_add(ts[1])))
+}
+
+pub fn ppoll(a: &Args) -> KResult<u64> {
+    if !a.ptr(3).is_null() && a.usize(4) != 8 {
+        return Err(Errno::EINVAL);
+    }
+    let deadline = read_timespec(a.ptr(2))?.and_then(deadline_after_ns);
+    poll_common(a.ptr(0), a.usize(1), deadline)
+}
+
+fn select_common(a: &Args, deadline: Option<u64>) -> KResult<u64> {
+    let nfds = a.int(0);
+    if nfds < 0 {
+        return Err(Errno::EINVAL);
+    }
+    let nfds = (nfds as usize).min(current().rlimits.lock()[7].0 as usize);
+    let words = nfds.div_ceil(64);
+    let read_set = |p: UserPtr| -> KResult<Vec<u64>> {
+        if p.is_null() {
+            return Ok(alloc::vec![0; words]);
+        }
+        (0..words).map(|i| p.offset(i as u64 * 8).read::<u64>()).collect()
+    };
+    let (rin, win, ein) = (read_set(a.ptr(1))?, read_set(a.ptr(2))?, read_set(a.ptr(3))?);
+    let mut rout = alloc::vec![0u64; words];
+    let mut wout = alloc::vec![0u64; words];
+    let n = wait_until(deadline, || {
+        let mut count = 0;
+        for fd in 0..nfds {
+            let (w, bit) = (fd / 64, 1u64 << (fd % 64));
+            let wants_r = rin[w] & bit != 0;
+            let wants_w = win[w] & bit != 0;
+            if !wants_r && !wants_w && ein[w] & bit == 0 {
+                continue;
+            }
+            let ev = revents(fd as i32, POLLIN | POLLOUT);
+            if ev & POLLNVAL != 0 {
+                return Err(Errno::EBADF);
+            }
+            rout[w] &= !bit;
+            wout[w] &= !bit;
+            if wants_r && ev & POLLIN != 0 {
+                rout[w] |= bit;
+                count += 1;
+            }
+            if wants_w && ev & POLLOUT != 0 {
+                wout[w] |= bit;
+                count += 1;
+            }
+        }
+        Ok(count)
+    })?;
+    for (p, set) in [(a.ptr(1), &rout), (a.ptr(2), &wout), (a.ptr(3), &alloc::vec![0u64; words])] {
+        if !p.is_null() {
+            for (i, v) in set.iter().enumerate() {
+                p.offset(i as u64 * 8).write(v)?;
+            }
+        }
+    }
+    Ok(n as u64)
+}
+
+pub fn select(a: &Args) -> KResult<u64> {
+    let deadline = if a.ptr(4).is_null() {
+        None
+    } else {
+        let tv: [i64; 2] = a.ptr(4).read()?;
+        if tv[0] < 0 || !(0..1_000_000).contains(&tv[1]) {
+            return Err(Errno::EINVAL);
+        }
+        deadline_after_ns(tv[0].saturating_mul(NSEC).saturating_add(tv[1] * 1000))
+    };
+    select_common(a, deadline)
+}
+
+pub fn pselect6(a: &Args) -> KResult<u64> {
+    let deadline = read_timespec(a.ptr(4))?.and_then(deadline_after_ns);
+    select_common(a, deadline)
+}
