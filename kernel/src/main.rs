@@ -55,15 +55,31 @@ fn kmain(h: BootHandoff) -> ! {
     let mut top = 0;
     for r in info.memory_map().iter().filter(|r| r.kind == pvh::E820_RAM) {
         if n < ram.len() {
-            ram[n] = Range { start: r.addr, end: r.addr + r.size };
+            ram[n] = Range {
+                start: r.addr,
+                end: r.addr + r.size,
+            };
             n += 1;
             top = top.max(r.addr + r.size);
         }
     }
     let kernel_end = virt_to_phys(&raw const __kernel_end as u64).next_multiple_of(PAGE_SIZE);
-    let mut reserved = [Range { start: 0, end: 0x10_0000 }, Range { start: 0x20_0000, end: kernel_end }, Range { start: 0, end: 0 }];
+    let mut reserved = [
+        Range {
+            start: 0,
+            end: 0x10_0000,
+        },
+        Range {
+            start: 0x20_0000,
+            end: kernel_end,
+        },
+        Range { start: 0, end: 0 },
+    ];
     if let Some(m) = info.initrd {
-        reserved[2] = Range { start: m.paddr & !(PAGE_SIZE - 1), end: (m.paddr + m.size).next_multiple_of(PAGE_SIZE) };
+        reserved[2] = Range {
+            start: m.paddr & !(PAGE_SIZE - 1),
+            end: (m.paddr + m.size).next_multiple_of(PAGE_SIZE),
+        };
     }
     if !frames::init(&ram[..n], &reserved) {
         console::error!("boot: no usable memory in the VMM's memory map");
@@ -82,7 +98,11 @@ fn kmain(h: BootHandoff) -> ! {
     // Clocks and interrupts.
     lapic::init();
     ioapic::mask_legacy_pic();
-    ioapic::route(skiff_arch::serial::IRQ, (idt::vectors::IRQ_BASE + skiff_arch::serial::IRQ as u64) as u8, lapic::id());
+    ioapic::route(
+        skiff_arch::serial::IRQ,
+        (idt::vectors::IRQ_BASE + skiff_arch::serial::IRQ as u64) as u8,
+        lapic::id(),
+    );
     let tsc_hz = match skiff_arch::pit::measure_tsc_hz(5) {
         Some(hz) => hz,
         None => {
@@ -96,11 +116,12 @@ fn kmain(h: BootHandoff) -> ! {
         Some(secs) => time::set_realtime_now(secs * 1_000_000_000),
         None => console::warn!("boot: no RTC; the wall clock starts at 1970"),
     }
+    console::debug!("boot: clocks ready at {} us", time::monotonic_ns() / 1000);
     console::debug!(
         "boot: TSC {} MHz, APIC timer {} MHz, {} MiB usable",
         tsc_hz / 1_000_000,
         lapic::timer_hz() / 1_000_000,
-        frames::stats().total_frames * PAGE_SIZE >> 20
+        (frames::stats().total_frames * PAGE_SIZE) >> 20
     );
     cpu::enable_interrupts();
 

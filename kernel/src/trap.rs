@@ -63,7 +63,13 @@ fn kernel_bug(frame: &TrapFrame, cr2: u64) -> ! {
     );
     console::error!(
         "  rax {:#x} rbx {:#x} rcx {:#x} rdx {:#x} rsi {:#x} rdi {:#x} rbp {:#x}",
-        frame.rax, frame.rbx, frame.rcx, frame.rdx, frame.rsi, frame.rdi, frame.rbp
+        frame.rax,
+        frame.rbx,
+        frame.rcx,
+        frame.rdx,
+        frame.rsi,
+        frame.rdi,
+        frame.rbp
     );
     console::exit(ExitReport::KernelFailure)
 }

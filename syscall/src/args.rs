@@ -24,7 +24,10 @@ pub struct Args {
 
 impl Args {
     pub fn from_frame(f: &TrapFrame) -> Args {
-        Args { nr: f.rax, raw: [f.rdi, f.rsi, f.rdx, f.r10, f.r8, f.r9] }
+        Args {
+            nr: f.rax,
+            raw: [f.rdi, f.rsi, f.rdx, f.r10, f.r8, f.r9],
+        }
     }
 
     #[cfg(test)]
@@ -103,7 +106,13 @@ impl Args {
     /// A NUL-terminated path in application memory: `EFAULT` for a bad pointer,
     /// `ENAMETOOLONG` past `PATH_MAX`.
     pub fn path(&self, i: usize) -> KResult<Vec<u8>> {
-        self.ptr(i).read_cstr(PATH_MAX - 1).map_err(|e| if e == Errno::ERANGE { Errno::ENAMETOOLONG } else { e })
+        self.ptr(i).read_cstr(PATH_MAX - 1).map_err(|e| {
+            if e == Errno::ERANGE {
+                Errno::ENAMETOOLONG
+            } else {
+                e
+            }
+        })
     }
 }
 
@@ -177,7 +186,13 @@ impl UserPtr {
             if out.len() >= max_count {
                 return Err(Errno::E2BIG);
             }
-            let s = UserPtr(p).read_cstr(max_total).map_err(|e| if e == Errno::ERANGE { Errno::E2BIG } else { e })?;
+            let s = UserPtr(p).read_cstr(max_total).map_err(|e| {
+                if e == Errno::ERANGE {
+                    Errno::E2BIG
+                } else {
+                    e
+                }
+            })?;
             total += s.len() + 1;
             if total > max_total {
                 return Err(Errno::E2BIG);
@@ -211,7 +226,10 @@ pub fn read_iovecs(ptr: UserPtr, count: usize) -> KResult<Vec<IoVec>> {
         if total > isize::MAX as u64 {
             return Err(Errno::EINVAL);
         }
-        out.push(IoVec { base: pair[0], len: pair[1] });
+        out.push(IoVec {
+            base: pair[0],
+            len: pair[1],
+        });
     }
     Ok(out)
 }

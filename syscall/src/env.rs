@@ -12,7 +12,10 @@ use skiff_errno::{Errno, KResult};
 use skiff_fs::{Clock, Console, ConsoleStream, Entropy, ProcessInfo, Timespec};
 
 pub fn ns_to_timespec(ns: i64) -> Timespec {
-    Timespec { sec: ns.div_euclid(1_000_000_000), nsec: ns.rem_euclid(1_000_000_000) }
+    Timespec {
+        sec: ns.div_euclid(1_000_000_000),
+        nsec: ns.rem_euclid(1_000_000_000),
+    }
 }
 
 pub struct KernelClock;
@@ -34,9 +37,14 @@ impl KernelEntropy {
     pub fn new() -> KernelEntropy {
         let rdrand = cpu::features().rdrand && cpu::rdrand().is_some();
         if !rdrand {
-            skiff_console::warn!("entropy: no RDRAND; /dev/urandom and getrandom are not cryptographically strong");
+            skiff_console::warn!(
+                "entropy: no RDRAND; /dev/urandom and getrandom are not cryptographically strong"
+            );
         }
-        KernelEntropy { rdrand, state: AtomicU64::new(cpu::rdtsc() ^ 0x9e37_79b9_7f4a_7c15) }
+        KernelEntropy {
+            rdrand,
+            state: AtomicU64::new(cpu::rdtsc() ^ 0x9e37_79b9_7f4a_7c15),
+        }
     }
 
     fn next(&self) -> u64 {
@@ -45,7 +53,10 @@ impl KernelEntropy {
                 return v;
             }
         }
-        let mut z = self.state.fetch_add(0x9e37_79b9_7f4a_7c15, Ordering::Relaxed) ^ cpu::rdtsc();
+        let mut z = self
+            .state
+            .fetch_add(0x9e37_79b9_7f4a_7c15, Ordering::Relaxed)
+            ^ cpu::rdtsc();
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
         z ^ (z >> 31)
@@ -118,15 +129,21 @@ impl ProcessInfo for KernelProcessInfo {
     }
 
     fn exe_path(&self) -> Vec<u8> {
-        process::try_current().map(|p| p.exe_path.clone()).unwrap_or_default()
+        process::try_current()
+            .map(|p| p.exe_path.clone())
+            .unwrap_or_default()
     }
 
     fn cmdline(&self) -> Vec<u8> {
-        process::try_current().map(|p| nul_join(&p.argv)).unwrap_or_default()
+        process::try_current()
+            .map(|p| nul_join(&p.argv))
+            .unwrap_or_default()
     }
 
     fn environ(&self) -> Vec<u8> {
-        process::try_current().map(|p| nul_join(&p.envp)).unwrap_or_default()
+        process::try_current()
+            .map(|p| nul_join(&p.envp))
+            .unwrap_or_default()
     }
 
     fn maps(&self) -> String {
@@ -160,7 +177,12 @@ impl ProcessInfo for KernelProcessInfo {
         let (vm, name) = match process::try_current() {
             Some(p) => {
                 let vm = p.aspace.lock().total_mapped() / 1024;
-                let name = p.exe_path.rsplit(|&b| b == b'/').next().unwrap_or(b"").to_vec();
+                let name = p
+                    .exe_path
+                    .rsplit(|&b| b == b'/')
+                    .next()
+                    .unwrap_or(b"")
+                    .to_vec();
                 (vm, String::from_utf8_lossy(&name).into_owned())
             }
             None => (0, String::new()),
@@ -180,16 +202,43 @@ impl ProcessInfo for KernelProcessInfo {
 pub fn cpuinfo() -> String {
     let f = cpu::features();
     let vendor = core::str::from_utf8(&f.vendor).unwrap_or("unknown");
-    let brand = core::str::from_utf8(&f.brand).unwrap_or("").trim_end_matches('\0').trim();
+    let brand = core::str::from_utf8(&f.brand)
+        .unwrap_or("")
+        .trim_end_matches('\0')
+        .trim();
     const EDX: &[(u32, &str)] = &[
-        (0, "fpu"), (4, "tsc"), (5, "msr"), (6, "pae"), (8, "cx8"), (9, "apic"), (11, "sep"),
-        (12, "mtrr"), (13, "pge"), (15, "cmov"), (16, "pat"), (19, "clflush"), (23, "mmx"),
-        (24, "fxsr"), (25, "sse"), (26, "sse2"),
+        (0, "fpu"),
+        (4, "tsc"),
+        (5, "msr"),
+        (6, "pae"),
+        (8, "cx8"),
+        (9, "apic"),
+        (11, "sep"),
+        (12, "mtrr"),
+        (13, "pge"),
+        (15, "cmov"),
+        (16, "pat"),
+        (19, "clflush"),
+        (23, "mmx"),
+        (24, "fxsr"),
+        (25, "sse"),
+        (26, "sse2"),
     ];
     const ECX: &[(u32, &str)] = &[
-        (0, "pni"), (1, "pclmulqdq"), (9, "ssse3"), (12, "fma"), (13, "cx16"), (19, "sse4_1"),
-        (20, "sse4_2"), (22, "movbe"), (23, "popcnt"), (25, "aes"), (26, "xsave"), (28, "avx"),
-        (29, "f16c"), (30, "rdrand"),
+        (0, "pni"),
+        (1, "pclmulqdq"),
+        (9, "ssse3"),
+        (12, "fma"),
+        (13, "cx16"),
+        (19, "sse4_1"),
+        (20, "sse4_2"),
+        (22, "movbe"),
+        (23, "popcnt"),
+        (25, "aes"),
+        (26, "xsave"),
+        (28, "avx"),
+        (29, "f16c"),
+        (30, "rdrand"),
     ];
     let mut flags = String::new();
     for (bit, name) in EDX {

@@ -66,7 +66,10 @@ pub fn start(boot: BootParams<'_>) -> ! {
     let vfs = Vfs::new(Arc::new(KernelClock));
     let t0 = time::monotonic_ns();
     if let Err(e) = skiff_fs::unpack_cpio(&vfs, boot.initrd) {
-        fail(ExitReport::KernelFailure, format_args!("initrd: cannot unpack the image: {}", e));
+        fail(
+            ExitReport::KernelFailure,
+            format_args!("initrd: cannot unpack the image: {}", e),
+        );
     }
     let initrd_ns = time::monotonic_ns() - t0;
     let config = read_run_config(&vfs);
@@ -77,33 +80,54 @@ pub fn start(boot: BootParams<'_>) -> ! {
         Arc::new(KernelEntropy::new()),
         Arc::new(KernelProcessInfo),
     ) {
-        fail(ExitReport::KernelFailure, format_args!("boot: cannot create /dev, /proc, /tmp: {}", e));
+        fail(
+            ExitReport::KernelFailure,
+            format_args!("boot: cannot create /dev, /proc, /tmp: {}", e),
+        );
     }
     let fs = FsContext::new(&vfs);
     if let Err(e) = fs.chdir(&config.cwd) {
         fail(
             ExitReport::CannotExecute,
-            format_args!("cannot enter working directory {}: {}", String::from_utf8_lossy(&config.cwd), e),
+            format_args!(
+                "cannot enter working directory {}: {}",
+                String::from_utf8_lossy(&config.cwd),
+                e
+            ),
         );
     }
     let exe_name = String::from_utf8_lossy(&config.exe).into_owned();
     let file = match vfs.open(&fs.cwd(), &config.exe, OpenFlags(OpenFlags::O_RDONLY), 0) {
         Ok(f) => f,
-        Err(Errno::ENOENT) => fail(ExitReport::NotFound, format_args!("{}: no such file in the image", exe_name)),
-        Err(e) => fail(ExitReport::CannotExecute, format_args!("{}: cannot open: {}", exe_name, e)),
+        Err(Errno::ENOENT) => fail(
+            ExitReport::NotFound,
+            format_args!("{}: no such file in the image", exe_name),
+        ),
+        Err(e) => fail(
+            ExitReport::CannotExecute,
+            format_args!("{}: cannot open: {}", exe_name, e),
+        ),
     };
     let image = match read_whole(&file) {
         Ok(b) => b,
-        Err(e) => fail(ExitReport::CannotExecute, format_args!("{}: cannot read: {}", exe_name, e)),
+        Err(e) => fail(
+            ExitReport::CannotExecute,
+            format_args!("{}: cannot read: {}", exe_name, e),
+        ),
     };
     let exe = match skiff_loader::parse(&image) {
         Ok(x) => x,
-        Err(e) => fail(ExitReport::CannotExecute, format_args!("{}: cannot execute: {}", exe_name, e)),
+        Err(e) => fail(
+            ExitReport::CannotExecute,
+            format_args!("{}: cannot execute: {}", exe_name, e),
+        ),
     };
     drop(image);
 
     {
-        let terminal = vfs.terminal().expect("mount_standard installs the terminal");
+        let terminal = vfs
+            .terminal()
+            .expect("mount_standard installs the terminal");
         let mut fds = fs.fds.lock();
         for which in [StdStream::Stdin, StdStream::Stdout, StdStream::Stderr] {
             let _ = fds.insert(OpenFile::console(&terminal, which), false);
@@ -125,11 +149,17 @@ pub fn start(boot: BootParams<'_>) -> ! {
     });
     let entry = match load_image(&mut aspace, &mut pt, &exe, &source, &file) {
         Ok(v) => v,
-        Err(e) => fail(ExitReport::CannotExecute, format_args!("{}: cannot load: {}", exe_name, e)),
+        Err(e) => fail(
+            ExitReport::CannotExecute,
+            format_args!("{}: cannot load: {}", exe_name, e),
+        ),
     };
     let rsp = match build_stack(&mut aspace, &mut pt, &exe, entry.bias, &config) {
         Ok(v) => v,
-        Err(e) => fail(ExitReport::CannotExecute, format_args!("{}: cannot set up the stack: {}", exe_name, e)),
+        Err(e) => fail(
+            ExitReport::CannotExecute,
+            format_args!("{}: cannot set up the stack: {}", exe_name, e),
+        ),
     };
 
     let process = process::install(Process {
@@ -146,7 +176,10 @@ pub fn start(boot: BootParams<'_>) -> ! {
     });
     let _ = process;
     if boot.timing {
-        let t = BootTiming { entry_to_app_ns: time::monotonic_ns(), initrd_ns };
+        let t = BootTiming {
+            entry_to_app_ns: time::monotonic_ns(),
+            initrd_ns,
+        };
         console::send(GuestTag::Timing, &t.encode());
     }
     console::debug!("exec: {} entry {:#x} rsp {:#x}", exe_name, entry.entry, rsp);
@@ -171,7 +204,10 @@ fn read_run_config(vfs: &Arc<Vfs>) -> RunConfig {
         Ok(f) => f,
         Err(e) => fail(
             ExitReport::KernelFailure,
-            format_args!("initrd: no run configuration at {} ({}); was the image built by skiff?", path, e),
+            format_args!(
+                "initrd: no run configuration at {} ({}); was the image built by skiff?",
+                path, e
+            ),
         ),
     };
     let bytes = read_whole(&file).unwrap_or_default();
@@ -181,13 +217,19 @@ fn read_run_config(vfs: &Arc<Vfs>) -> RunConfig {
     let _ = vfs.unlink(&root, b"/.skiff", true);
     match RunConfig::decode(&bytes) {
         Ok(c) if !c.exe.is_empty() => c,
-        Ok(_) => fail(ExitReport::KernelFailure, format_args!("initrd: run configuration names no program")),
-        Err(e) => fail(ExitReport::KernelFailure, format_args!("initrd: bad run configuration: {:?}", e)),
+        Ok(_) => fail(
+            ExitReport::KernelFailure,
+            format_args!("initrd: run configuration names no program"),
+        ),
+        Err(e) => fail(
+            ExitReport::KernelFailure,
+            format_args!("initrd: bad run configuration: {:?}", e),
+        ),
     }
 }
 
 fn read_whole(file: &Arc<OpenFile>) -> KResult<Vec<u8>> {
-    let size = file.stat()?.size.max(0) as usize;
+    let size = file.stat()?.size as usize;
     let mut buf = alloc::vec![0u8; size];
     let mut done = 0;
     while done < size {
@@ -243,7 +285,11 @@ fn load_image(
             shared_pages.push(start);
         }
         prev_end = end;
-        let prot = Prot { read: seg.readable, write: seg.writable, exec: seg.executable };
+        let prot = Prot {
+            read: seg.readable,
+            write: seg.writable,
+            exec: seg.executable,
+        };
         let backing = if seg.filesz == 0 {
             Backing::Anonymous
         } else {
@@ -276,11 +322,21 @@ fn load_image(
                 file.pread(dst, off as i64)?;
             }
         }
-        aspace.map_fixed(pt, page, PAGE_SIZE, prot, VmaKind::Image, Backing::Anonymous)?;
+        aspace.map_fixed(
+            pt,
+            page,
+            PAGE_SIZE,
+            prot,
+            VmaKind::Image,
+            Backing::Anonymous,
+        )?;
         pt.map_page(page, prot, &data)?;
     }
     aspace.set_brk_area(page_up(exe.max_vaddr + bias));
-    Ok(Loaded { entry: exe.entry + bias, bias })
+    Ok(Loaded {
+        entry: exe.entry + bias,
+        bias,
+    })
 }
 
 fn build_stack(
@@ -297,10 +353,24 @@ fn build_stack(
     aux.minsigstksz = Some(MIN_SIGSTACK);
     let argv: Vec<&[u8]> = config.argv.iter().map(|a| a.as_slice()).collect();
     let envp: Vec<&[u8]> = config.envp.iter().map(|a| a.as_slice()).collect();
-    let spec = stack::StackSpec { argv: &argv, envp: &envp, execfn: &config.exe, platform: b"x86_64", random, aux };
+    let spec = stack::StackSpec {
+        argv: &argv,
+        envp: &envp,
+        execfn: &config.exe,
+        platform: b"x86_64",
+        random,
+        aux,
+    };
     let st = stack::build(&spec, STACK_TOP, MAX_ARG_BYTES).map_err(|e| e.errno())?;
     let stack_len = page_up(STACK_TOP - page_down(st.base)).max(INITIAL_STACK);
-    aspace.map_fixed(pt, STACK_TOP - stack_len, stack_len, Prot::READ_WRITE, VmaKind::Stack, Backing::Anonymous)?;
+    aspace.map_fixed(
+        pt,
+        STACK_TOP - stack_len,
+        stack_len,
+        Prot::READ_WRITE,
+        VmaKind::Stack,
+        Backing::Anonymous,
+    )?;
     aspace.populate_range(pt, page_down(st.base), STACK_TOP - page_down(st.base))?;
     usercopy::copy_to_user(st.base, &st.bytes)?;
     Ok(st.rsp)

@@ -46,12 +46,17 @@ pub fn page_fault(frame: &mut TrapFrame, addr: u64) -> FaultOutcome {
             // The address-space lock is never held while application memory is
             // touched, so finding it taken here means a kernel bug, not contention.
             match p.aspace.try_lock() {
-                Some(mut aspace) => match aspace.handle_fault(&mut UserPageTable::current(), addr, access) {
-                    Ok(()) => return FaultOutcome::Resolved,
-                    Err(k) => kind = k,
-                },
+                Some(mut aspace) => {
+                    match aspace.handle_fault(&mut UserPageTable::current(), addr, access) {
+                        Ok(()) => return FaultOutcome::Resolved,
+                        Err(k) => kind = k,
+                    }
+                }
                 None => {
-                    console::error!("page fault at {:#x} while the address space was locked", addr);
+                    console::error!(
+                        "page fault at {:#x} while the address space was locked",
+                        addr
+                    );
                     return FaultOutcome::KernelBug;
                 }
             }
@@ -76,7 +81,10 @@ pub fn page_fault(frame: &mut TrapFrame, addr: u64) -> FaultOutcome {
         terminate(
             frame,
             signal as u8,
-            format_args!("{} at address {:#x} ({}) at rip {:#x}", verb, addr, what, frame.rip),
+            format_args!(
+                "{} at address {:#x} ({}) at rip {:#x}",
+                verb, addr, what, frame.rip
+            ),
         );
     }
     FaultOutcome::KernelBug
@@ -94,7 +102,13 @@ pub fn app_exception(frame: &mut TrapFrame) {
     terminate(
         frame,
         signal,
-        format_args!("{} (vector {}) at rip {:#x}, error code {:#x}", exception_name(frame.vector), frame.vector, frame.rip, frame.error_code),
+        format_args!(
+            "{} (vector {}) at rip {:#x}, error code {:#x}",
+            exception_name(frame.vector),
+            frame.vector,
+            frame.rip,
+            frame.error_code
+        ),
     );
 }
 

@@ -58,7 +58,9 @@ pub fn install(p: Process) -> &'static Process {
 /// The running process. Only valid after `exec::start` installed it; a syscall cannot
 /// arrive earlier, since no application code runs before.
 pub fn current() -> &'static Process {
-    PROCESS.get().expect("a syscall arrived before the process existed")
+    PROCESS
+        .get()
+        .expect("a syscall arrived before the process existed")
 }
 
 /// The running process, if any (for fault handling, which can happen at boot).

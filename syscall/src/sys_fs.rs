@@ -7,8 +7,8 @@ use alloc::vec;
 use alloc::vec::Vec;
 use skiff_errno::{Errno, KResult};
 use skiff_fs::{
-    device::ioctl_input_len, FileType, IoctlOut, Location, OpenFile, OpenFlags, SetAttr, Timespec, AT_EACCESS,
-    AT_SYMLINK_NOFOLLOW,
+    device::ioctl_input_len, FileType, IoctlOut, Location, OpenFile, OpenFlags, SetAttr, Timespec,
+    AT_EACCESS, AT_SYMLINK_NOFOLLOW,
 };
 
 /// Largest chunk moved between application memory and a file in one step.
@@ -36,7 +36,9 @@ fn base(d: DirFd, path: &[u8]) -> KResult<Location> {
 }
 
 fn is_regular(f: &OpenFile) -> bool {
-    f.stat().map(|s| s.file_type() == Some(FileType::Regular)).unwrap_or(false)
+    f.stat()
+        .map(|s| s.file_type() == Some(FileType::Regular))
+        .unwrap_or(false)
 }
 
 /// Run `op`, waiting while it would block on a descriptor that is not `O_NONBLOCK`.
@@ -225,7 +227,11 @@ pub fn sendfile(a: &Args) -> KResult<u64> {
     let inp = file(a.fd(1)?)?;
     let off_ptr = a.ptr(2);
     let count = a.usize(3);
-    let mut offset: Option<i64> = if off_ptr.is_null() { None } else { Some(off_ptr.read::<i64>()?) };
+    let mut offset: Option<i64> = if off_ptr.is_null() {
+        None
+    } else {
+        Some(off_ptr.read::<i64>()?)
+    };
     if offset.is_some_and(|o| o < 0) {
         return Err(Errno::EINVAL);
     }
@@ -268,7 +274,12 @@ fn open_common(d: DirFd, path: &[u8], flags: u32, mode: u32) -> KResult<u64> {
     if flags & !OPEN_KNOWN != 0 {
         // Linux ignores unknown open flags for open/openat (only openat2 rejects them).
     }
-    let fd = current().fs.open(dirfd_raw(d), path, OpenFlags(flags & OPEN_KNOWN), mode & 0o7777)?;
+    let fd = current().fs.open(
+        dirfd_raw(d),
+        path,
+        OpenFlags(flags & OPEN_KNOWN),
+        mode & 0o7777,
+    )?;
     Ok(fd as u64)
 }
 
@@ -303,7 +314,11 @@ pub fn close_range(a: &Args) -> KResult<u64> {
         return Err(Errno::EINVAL);
     }
     let fs = &current().fs;
-    let fds: Vec<i32> = fs.open_fds().into_iter().filter(|&fd| fd as u32 >= first && fd as u32 <= last).collect();
+    let fds: Vec<i32> = fs
+        .open_fds()
+        .into_iter()
+        .filter(|&fd| fd as u32 >= first && fd as u32 <= last)
+        .collect();
     let mut closed = Vec::new();
     {
         let mut table = fs.fds.lock();
@@ -555,7 +570,8 @@ fn link_common(od: DirFd, op: &[u8], nd: DirFd, np: &[u8], flags: u32) -> KResul
         return Ok(0);
     }
     let ob = base(od, op)?;
-    fs.vfs().link(&ob, op, &nb, np, flags & AT_SYMLINK_FOLLOW != 0)?;
+    fs.vfs()
+        .link(&ob, op, &nb, np, flags & AT_SYMLINK_FOLLOW != 0)?;
     Ok(0)
 }
 
@@ -617,7 +633,11 @@ pub fn access(a: &Args) -> KResult<u64> {
 }
 
 pub fn faccessat(a: &Args, with_flags: bool) -> KResult<u64> {
-    let flags = if with_flags { a.flags32(3, AT_EACCESS | AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH)? } else { 0 };
+    let flags = if with_flags {
+        a.flags32(3, AT_EACCESS | AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH)?
+    } else {
+        0
+    };
     let path = a.path(1)?;
     if path.is_empty() && flags & AT_EMPTY_PATH != 0 {
         let f = file(a.fd(0)?)?;
@@ -643,12 +663,19 @@ fn stat_common(d: DirFd, path: &[u8], flags: u32) -> KResult<skiff_fs::Stat> {
         return Err(Errno::ENOENT);
     }
     let b = base(d, path)?;
-    current().fs.vfs().stat(&b, path, flags & AT_SYMLINK_NOFOLLOW == 0)
+    current()
+        .fs
+        .vfs()
+        .stat(&b, path, flags & AT_SYMLINK_NOFOLLOW == 0)
 }
 
 pub fn stat(a: &Args, nofollow: bool) -> KResult<u64> {
     let path = a.path(0)?;
-    let st = stat_common(DirFd::Cwd, &path, if nofollow { AT_SYMLINK_NOFOLLOW } else { 0 })?;
+    let st = stat_common(
+        DirFd::Cwd,
+        &path,
+        if nofollow { AT_SYMLINK_NOFOLLOW } else { 0 },
+    )?;
     a.ptr(1).write_bytes(&st.to_linux_stat())?;
     Ok(0)
 }
@@ -668,7 +695,10 @@ pub fn newfstatat(a: &Args) -> KResult<u64> {
 }
 
 pub fn statx(a: &Args) -> KResult<u64> {
-    let flags = a.flags32(2, AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH | AT_NO_AUTOMOUNT | AT_STATX_SYNC_TYPE)?;
+    let flags = a.flags32(
+        2,
+        AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH | AT_NO_AUTOMOUNT | AT_STATX_SYNC_TYPE,
+    )?;
     if flags & AT_STATX_SYNC_TYPE == AT_STATX_SYNC_TYPE {
         return Err(Errno::EINVAL);
     }
@@ -715,7 +745,10 @@ pub fn fchmodat(a: &Args) -> KResult<u64> {
 
 pub fn fchmod(a: &Args) -> KResult<u64> {
     let f = file(a.fd(0)?)?;
-    f.set_attr(&SetAttr { mode: Some(a.u32(1) & 0o7777), ..SetAttr::default() })?;
+    f.set_attr(&SetAttr {
+        mode: Some(a.u32(1) & 0o7777),
+        ..SetAttr::default()
+    })?;
     Ok(0)
 }
 
@@ -725,7 +758,10 @@ fn id_arg(v: u32) -> Option<u32> {
 
 fn chown_common(d: DirFd, path: &[u8], uid: u32, gid: u32, follow: bool) -> KResult<u64> {
     let b = base(d, path)?;
-    current().fs.vfs().chown(&b, path, id_arg(uid), id_arg(gid), follow)?;
+    current()
+        .fs
+        .vfs()
+        .chown(&b, path, id_arg(uid), id_arg(gid), follow)?;
     Ok(0)
 }
 
@@ -738,15 +774,29 @@ pub fn fchownat(a: &Args) -> KResult<u64> {
     let path = a.path(1)?;
     if path.is_empty() && flags & AT_EMPTY_PATH != 0 {
         let f = file(a.fd(0)?)?;
-        f.set_attr(&SetAttr { uid: id_arg(a.u32(2)), gid: id_arg(a.u32(3)), ..SetAttr::default() })?;
+        f.set_attr(&SetAttr {
+            uid: id_arg(a.u32(2)),
+            gid: id_arg(a.u32(3)),
+            ..SetAttr::default()
+        })?;
         return Ok(0);
     }
-    chown_common(a.dirfd(0), &path, a.u32(2), a.u32(3), flags & AT_SYMLINK_NOFOLLOW == 0)
+    chown_common(
+        a.dirfd(0),
+        &path,
+        a.u32(2),
+        a.u32(3),
+        flags & AT_SYMLINK_NOFOLLOW == 0,
+    )
 }
 
 pub fn fchown(a: &Args) -> KResult<u64> {
     let f = file(a.fd(0)?)?;
-    f.set_attr(&SetAttr { uid: id_arg(a.u32(1)), gid: id_arg(a.u32(2)), ..SetAttr::default() })?;
+    f.set_attr(&SetAttr {
+        uid: id_arg(a.u32(1)),
+        gid: id_arg(a.u32(2)),
+        ..SetAttr::default()
+    })?;
     Ok(0)
 }
 
@@ -755,7 +805,10 @@ fn read_times(p: UserPtr) -> KResult<Option<[Timespec; 2]>> {
         return Ok(None);
     }
     let raw: [u64; 4] = p.read()?;
-    Ok(Some([Timespec::new(raw[0] as i64, raw[1] as i64), Timespec::new(raw[2] as i64, raw[3] as i64)]))
+    Ok(Some([
+        Timespec::new(raw[0] as i64, raw[1] as i64),
+        Timespec::new(raw[2] as i64, raw[3] as i64),
+    ]))
 }
 
 pub fn utimensat(a: &Args) -> KResult<u64> {
@@ -775,7 +828,8 @@ pub fn utimensat(a: &Args) -> KResult<u64> {
     }
     let path = a.path(1)?;
     let b = base(a.dirfd(0), &path)?;
-    fs.vfs().utimens(&b, &path, times, flags & AT_SYMLINK_NOFOLLOW == 0)?;
+    fs.vfs()
+        .utimens(&b, &path, times, flags & AT_SYMLINK_NOFOLLOW == 0)?;
     Ok(0)
 }
 
@@ -825,7 +879,11 @@ pub fn ioctl(a: &Args) -> KResult<u64> {
     }
     let f = file(fd)?;
     let in_len = ioctl_input_len(cmd);
-    let input = if in_len > 0 { a.ptr(2).read_bytes(in_len)? } else { Vec::new() };
+    let input = if in_len > 0 {
+        a.ptr(2).read_bytes(in_len)?
+    } else {
+        Vec::new()
+    };
     match f.ioctl(cmd, &input)? {
         IoctlOut::Return(v) => Ok(v as u64),
         IoctlOut::CopyOut(bytes) => {
@@ -836,7 +894,11 @@ pub fn ioctl(a: &Args) -> KResult<u64> {
 }
 
 pub fn pipe2(a: &Args) -> KResult<u64> {
-    let flags = if a.nr == crate::nr::PIPE { 0 } else { a.flags32(1, OpenFlags::O_CLOEXEC | OpenFlags::O_NONBLOCK)? };
+    let flags = if a.nr == crate::nr::PIPE {
+        0
+    } else {
+        a.flags32(1, OpenFlags::O_CLOEXEC | OpenFlags::O_NONBLOCK)?
+    };
     a.ptr(0).check(8)?;
     let (r, w) = skiff_fs::pipe(flags);
     let cloexec = flags & OpenFlags::O_CLOEXEC != 0;

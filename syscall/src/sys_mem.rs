@@ -22,7 +22,9 @@ impl MapSource for FileSource {
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> KResult<usize> {
         let mut done = 0;
         while done < buf.len() {
-            let n = self.file.pread(&mut buf[done..], (offset + done as u64) as i64)?;
+            let n = self
+                .file
+                .pread(&mut buf[done..], (offset + done as u64) as i64)?;
             if n == 0 {
                 break;
             }
@@ -68,7 +70,12 @@ pub fn mmap(a: &Args) -> KResult<u64> {
         }
         let path = f.path();
         Backing::File {
-            source: Arc::new(FileSource { file: f, dev: st.dev, ino: st.ino, path }),
+            source: Arc::new(FileSource {
+                file: f,
+                dev: st.dev,
+                ino: st.ino,
+                path,
+            }),
             offset,
             file_size_limit: u64::MAX,
         }
@@ -79,7 +86,14 @@ pub fn mmap(a: &Args) -> KResult<u64> {
 fn map(addr: u64, len: u64, prot: u64, flags: u64, backing: Backing) -> KResult<u64> {
     let p = current();
     let mut aspace = p.aspace.lock();
-    aspace.mmap(&mut UserPageTable::current(), addr, len, prot, flags, backing)
+    aspace.mmap(
+        &mut UserPageTable::current(),
+        addr,
+        len,
+        prot,
+        flags,
+        backing,
+    )
 }
 
 pub fn munmap(a: &Args) -> KResult<u64> {
@@ -99,7 +113,14 @@ pub fn mprotect(a: &Args) -> KResult<u64> {
 pub fn mremap(a: &Args) -> KResult<u64> {
     let p = current();
     let mut aspace = p.aspace.lock();
-    aspace.mremap(&mut UserPageTable::current(), a.raw(0), a.raw(1), a.raw(2), a.raw(3), a.raw(4))
+    aspace.mremap(
+        &mut UserPageTable::current(),
+        a.raw(0),
+        a.raw(1),
+        a.raw(2),
+        a.raw(3),
+        a.raw(4),
+    )
 }
 
 pub fn madvise(a: &Args) -> KResult<u64> {
@@ -145,15 +166,16 @@ pub fn mlock(a: &Args) -> KResult<u64> {
     let mut aspace = p.aspace.lock();
     match a.nr {
         MLOCK => {
-            let (addr, len) = (a.raw(0) & !(PAGE_SIZE - 1), a.raw(1) + (a.raw(0) % PAGE_SIZE));
-            aspace.check_range(addr, len, skiff_vm::Access::Read).map_err(|_| Errno::ENOMEM)?;
+            let (addr, len) = (
+                a.raw(0) & !(PAGE_SIZE - 1),
+                a.raw(1) + (a.raw(0) % PAGE_SIZE),
+            );
+            aspace
+                .check_range(addr, len, skiff_vm::Access::Read)
+                .map_err(|_| Errno::ENOMEM)?;
             aspace.populate_range(&mut UserPageTable::current(), addr, len)?;
         }
-        MLOCKALL => {
-            if a.raw(0) == 0 || a.raw(0) & !7 != 0 {
-                return Err(Errno::EINVAL);
-            }
-        }
+        MLOCKALL if a.raw(0) == 0 || a.raw(0) & !7 != 0 => return Err(Errno::EINVAL),
         _ => {}
     }
     Ok(0)

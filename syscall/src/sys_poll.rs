@@ -90,7 +90,11 @@ fn deadline_after_ns(ns: i64) -> Option<u64> {
 
 pub fn poll(a: &Args) -> KResult<u64> {
     let timeout_ms = a.int(2);
-    let deadline = if timeout_ms < 0 { None } else { deadline_after_ns(timeout_ms as i64 * 1_000_000) };
+    let deadline = if timeout_ms < 0 {
+        None
+    } else {
+        deadline_after_ns(timeout_ms as i64 * 1_000_000)
+    };
     poll_common(a.ptr(0), a.usize(1), deadline)
 }
 
@@ -124,9 +128,15 @@ fn select_common(a: &Args, deadline: Option<u64>) -> KResult<u64> {
         if p.is_null() {
             return Ok(alloc::vec![0; words]);
         }
-        (0..words).map(|i| p.offset(i as u64 * 8).read::<u64>()).collect()
+        (0..words)
+            .map(|i| p.offset(i as u64 * 8).read::<u64>())
+            .collect()
     };
-    let (rin, win, ein) = (read_set(a.ptr(1))?, read_set(a.ptr(2))?, read_set(a.ptr(3))?);
+    let (rin, win, ein) = (
+        read_set(a.ptr(1))?,
+        read_set(a.ptr(2))?,
+        read_set(a.ptr(3))?,
+    );
     let mut rout = alloc::vec![0u64; words];
     let mut wout = alloc::vec![0u64; words];
     let n = wait_until(deadline, || {
@@ -155,7 +165,11 @@ fn select_common(a: &Args, deadline: Option<u64>) -> KResult<u64> {
         }
         Ok(count)
     })?;
-    for (p, set) in [(a.ptr(1), &rout), (a.ptr(2), &wout), (a.ptr(3), &alloc::vec![0u64; words])] {
+    for (p, set) in [
+        (a.ptr(1), &rout),
+        (a.ptr(2), &wout),
+        (a.ptr(3), &alloc::vec![0u64; words]),
+    ] {
         if !p.is_null() {
             for (i, v) in set.iter().enumerate() {
                 p.offset(i as u64 * 8).write(v)?;

@@ -128,7 +128,9 @@ pub fn arch_prctl(a: &Args) -> KResult<u64> {
 }
 
 pub fn set_tid_address(a: &Args) -> KResult<u64> {
-    current().clear_child_tid.store(a.raw(0), core::sync::atomic::Ordering::Relaxed);
+    current()
+        .clear_child_tid
+        .store(a.raw(0), core::sync::atomic::Ordering::Relaxed);
     Ok(PID as u64)
 }
 
@@ -173,7 +175,11 @@ pub fn prlimit64(a: &Args) -> KResult<u64> {
     if resource >= RLIM_NLIMITS {
         return Err(Errno::EINVAL);
     }
-    let new = if a.ptr(2).is_null() { None } else { Some(a.ptr(2).read::<[u64; 2]>()?) };
+    let new = if a.ptr(2).is_null() {
+        None
+    } else {
+        Some(a.ptr(2).read::<[u64; 2]>()?)
+    };
     if let Some([soft, hard]) = new {
         if soft > hard {
             return Err(Errno::EINVAL);
@@ -249,7 +255,7 @@ pub fn sched_getaffinity(a: &Args) -> KResult<u64> {
     check_pid(a.int(0))?;
     let len = a.usize(1);
     // The kernel's cpumask is one unsigned long for up to 64 CPUs.
-    if len < 8 || len % 8 != 0 {
+    if len < 8 || !len.is_multiple_of(8) {
         return Err(Errno::EINVAL);
     }
     a.ptr(2).write(&1u64)?;
@@ -310,7 +316,8 @@ pub fn getcpu(a: &Args) -> KResult<u64> {
 pub fn sysinfo(a: &Args) -> KResult<u64> {
     let s = skiff_mm::frames::stats();
     let mut buf = [0u8; 112];
-    let put = |buf: &mut [u8], off: usize, v: u64| buf[off..off + 8].copy_from_slice(&v.to_le_bytes());
+    let put =
+        |buf: &mut [u8], off: usize, v: u64| buf[off..off + 8].copy_from_slice(&v.to_le_bytes());
     put(&mut buf, 0, time::monotonic_ns() / 1_000_000_000);
     put(&mut buf, 32, s.total_frames * 4096);
     put(&mut buf, 40, s.free_frames * 4096);
@@ -385,7 +392,13 @@ pub fn prctl(a: &Args) -> KResult<u64> {
             Ok(0)
         }
         PR_SET_NAME => {
-            let name = a.ptr(1).read_cstr(15).or_else(|e| if e == Errno::ERANGE { a.ptr(1).read_bytes(15) } else { Err(e) })?;
+            let name = a.ptr(1).read_cstr(15).or_else(|e| {
+                if e == Errno::ERANGE {
+                    a.ptr(1).read_bytes(15)
+                } else {
+                    Err(e)
+                }
+            })?;
             let mut n = [0u8; 16];
             n[..name.len().min(15)].copy_from_slice(&name[..name.len().min(15)]);
             *THREAD_NAME.lock() = n;
@@ -411,7 +424,8 @@ const SIGKILL: usize = 9;
 const SIGSTOP: usize = 19;
 const SIG_DFL: u64 = 0;
 const SIG_IGN: u64 = 1;
-const SA_ONSTACK_ETC: u64 = 0x0800_0000 | 0x1000_0000 | 0x4000_0000 | 0x8000_0000 | 0x4 | 0x1 | 0x2 | 0x0400_0000;
+const SA_ONSTACK_ETC: u64 =
+    0x0800_0000 | 0x1000_0000 | 0x4000_0000 | 0x8000_0000 | 0x4 | 0x1 | 0x2 | 0x0400_0000;
 const SIGSET_SIZE: usize = 8;
 
 fn sig_index(sig: i32) -> KResult<usize> {
@@ -435,7 +449,12 @@ pub fn rt_sigaction(a: &Args) -> KResult<u64> {
         }
         let raw: [u64; 4] = a.ptr(1).read()?;
         let _ = SA_ONSTACK_ETC;
-        Some(SigAction { handler: raw[0], flags: raw[1], restorer: raw[2], mask: raw[3] })
+        Some(SigAction {
+            handler: raw[0],
+            flags: raw[1],
+            restorer: raw[2],
+            mask: raw[3],
+        })
     };
     let old = {
         let mut acts = current().sigactions.lock();
@@ -446,7 +465,8 @@ pub fn rt_sigaction(a: &Args) -> KResult<u64> {
         old
     };
     if !a.ptr(2).is_null() {
-        a.ptr(2).write(&[old.handler, old.flags, old.restorer, old.mask])?;
+        a.ptr(2)
+            .write(&[old.handler, old.flags, old.restorer, old.mask])?;
     }
     Ok(0)
 }
@@ -510,7 +530,11 @@ fn default_action(sig: usize) {
     if default_ignored(sig) {
         return;
     }
-    terminate(&TrapFrame::default(), sig as u8, format_args!("{} sent by the program to itself", signal_name(sig as u8)));
+    terminate(
+        &TrapFrame::default(),
+        sig as u8,
+        format_args!("{} sent by the program to itself", signal_name(sig as u8)),
+    );
 }
 
 pub const SIGPIPE: i32 = 13;
@@ -551,7 +575,7 @@ fn send_self(sig: i32) -> KResult<u64> {
 
 pub fn kill(a: &Args) -> KResult<u64> {
     match a.int(0) {
-        0 | -1 | 1 => send_self(a.int(1)),
+        -1..=1 => send_self(a.int(1)),
         _ => Err(Errno::ESRCH),
     }
 }
@@ -580,7 +604,11 @@ pub fn sigaltstack(a: &Args) -> KResult<u64> {
     const SS_DISABLE: u32 = 2;
     const SS_AUTODISARM: u32 = 1 << 31;
     const MINSIGSTKSZ: u64 = 2048;
-    let new = if a.ptr(0).is_null() { None } else { Some(a.ptr(0).read::<[u64; 3]>()?) };
+    let new = if a.ptr(0).is_null() {
+        None
+    } else {
+        Some(a.ptr(0).read::<[u64; 3]>()?)
+    };
     let old = *ALTSTACK.lock();
     if let Some(ss) = new {
         let flags = ss[1] as u32;

@@ -40,9 +40,11 @@ fn read_clock(id: i32) -> KResult<i64> {
     Ok(match id as u32 {
         CLOCK_REALTIME | CLOCK_REALTIME_COARSE | CLOCK_REALTIME_ALARM => time::realtime_ns(),
         CLOCK_TAI => time::realtime_ns() + 37 * NSEC,
-        CLOCK_MONOTONIC | CLOCK_MONOTONIC_RAW | CLOCK_MONOTONIC_COARSE | CLOCK_BOOTTIME | CLOCK_BOOTTIME_ALARM => {
-            time::monotonic_ns() as i64
-        }
+        CLOCK_MONOTONIC
+        | CLOCK_MONOTONIC_RAW
+        | CLOCK_MONOTONIC_COARSE
+        | CLOCK_BOOTTIME
+        | CLOCK_BOOTTIME_ALARM => time::monotonic_ns() as i64,
         CLOCK_PROCESS_CPUTIME_ID | CLOCK_THREAD_CPUTIME_ID => cpu_time_ns(),
         _ => return Err(Errno::EINVAL),
     })
@@ -119,7 +121,10 @@ pub fn clock_settime(a: &Args) -> KResult<u64> {
             time::set_realtime(ns);
             Ok(0)
         }
-        CLOCK_MONOTONIC | CLOCK_BOOTTIME | CLOCK_MONOTONIC_RAW | CLOCK_PROCESS_CPUTIME_ID
+        CLOCK_MONOTONIC
+        | CLOCK_BOOTTIME
+        | CLOCK_MONOTONIC_RAW
+        | CLOCK_PROCESS_CPUTIME_ID
         | CLOCK_THREAD_CPUTIME_ID => Err(Errno::EINVAL),
         _ => Err(Errno::EINVAL),
     }
@@ -168,9 +173,10 @@ pub fn clock_nanosleep(a: &Args) -> KResult<u64> {
             }
         }
         CLOCK_THREAD_CPUTIME_ID => return Err(Errno::EINVAL),
-        CLOCK_PROCESS_CPUTIME_ID | CLOCK_MONOTONIC_RAW | CLOCK_REALTIME_COARSE | CLOCK_MONOTONIC_COARSE => {
-            return Err(Errno::EOPNOTSUPP)
-        }
+        CLOCK_PROCESS_CPUTIME_ID
+        | CLOCK_MONOTONIC_RAW
+        | CLOCK_REALTIME_COARSE
+        | CLOCK_MONOTONIC_COARSE => return Err(Errno::EOPNOTSUPP),
         _ => return Err(Errno::EINVAL),
     };
     sleep_until(deadline);

@@ -102,7 +102,9 @@ fn call(a: &Args) -> KResult<u64> {
         FSTATFS => f::fstatfs(a),
         GETPRIORITY => Ok(20),
         SETPRIORITY => Ok(0),
-        SCHED_GETPARAM | SCHED_SETPARAM | SCHED_GETSCHEDULER | SCHED_SETSCHEDULER => p::sched_param(a),
+        SCHED_GETPARAM | SCHED_SETPARAM | SCHED_GETSCHEDULER | SCHED_SETSCHEDULER => {
+            p::sched_param(a)
+        }
         SCHED_GET_PRIORITY_MAX | SCHED_GET_PRIORITY_MIN => Ok(0),
         MLOCK | MUNLOCK | MLOCKALL | MUNLOCKALL => m::mlock(a),
         PRCTL => p::prctl(a),
@@ -158,11 +160,13 @@ fn call(a: &Args) -> KResult<u64> {
 }
 
 /// One bit per syscall number already reported as unimplemented.
-static REPORTED: [AtomicU64; COUNT.div_ceil(64)] = [const { AtomicU64::new(0) }; COUNT.div_ceil(64)];
+static REPORTED: [AtomicU64; COUNT.div_ceil(64)] =
+    [const { AtomicU64::new(0) }; COUNT.div_ceil(64)];
 
 fn unknown(nr: u64) -> KResult<u64> {
     let idx = nr as usize;
-    let first = idx < COUNT && REPORTED[idx / 64].fetch_or(1 << (idx % 64), Ordering::Relaxed) & (1 << (idx % 64)) == 0;
+    let first = idx < COUNT
+        && REPORTED[idx / 64].fetch_or(1 << (idx % 64), Ordering::Relaxed) & (1 << (idx % 64)) == 0;
     if first || idx >= COUNT {
         skiff_console::warn!("unimplemented syscall {} ({}) returns ENOSYS", name(nr), nr);
     }

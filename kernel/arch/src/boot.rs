@@ -25,7 +25,10 @@ extern "Rust" {
 }
 
 extern "C" fn arch_entry64(start_info_phys: u64, tsc_at_entry: u64) -> ! {
-    let handoff = BootHandoff { start_info_phys, tsc_at_entry };
+    let handoff = BootHandoff {
+        start_info_phys,
+        tsc_at_entry,
+    };
     // SAFETY: `skiff_kernel_main` is defined exactly once, by the kernel image through
     // `kernel_main!`, with this signature; it is called once, on the boot stack.
     unsafe { skiff_kernel_main(handoff) }

@@ -15,14 +15,18 @@ pub const MSR_APIC_BASE: u32 = 0x1B;
 pub fn outb(port: u16, value: u8) {
     // SAFETY: port writes have no memory-safety effect on Rust state; callers pick ports
     // of devices this crate drives.
-    unsafe { asm!("out dx, al", in("dx") port, in("al") value, options(nomem, nostack, preserves_flags)) }
+    unsafe {
+        asm!("out dx, al", in("dx") port, in("al") value, options(nomem, nostack, preserves_flags))
+    }
 }
 
 #[inline]
 pub fn inb(port: u16) -> u8 {
     let v: u8;
     // SAFETY: as for `outb`.
-    unsafe { asm!("in al, dx", out("al") v, in("dx") port, options(nomem, nostack, preserves_flags)) }
+    unsafe {
+        asm!("in al, dx", out("al") v, in("dx") port, options(nomem, nostack, preserves_flags))
+    }
     v
 }
 
@@ -30,7 +34,9 @@ pub fn inb(port: u16) -> u8 {
 pub fn rdmsr(msr: u32) -> u64 {
     let (lo, hi): (u32, u32);
     // SAFETY: reading an architectural MSR that exists on every x86_64 CPU we boot on.
-    unsafe { asm!("rdmsr", in("ecx") msr, out("eax") lo, out("edx") hi, options(nomem, nostack, preserves_flags)) }
+    unsafe {
+        asm!("rdmsr", in("ecx") msr, out("eax") lo, out("edx") hi, options(nomem, nostack, preserves_flags))
+    }
     (hi as u64) << 32 | lo as u64
 }
 
@@ -204,8 +210,17 @@ pub fn features() -> Features {
     }
     let invariant_tsc = maxext >= 0x8000_0007 && cpuid(0x8000_0007, 0).3 & (1 << 8) != 0;
     let base_family = (a1 >> 8) & 0xf;
-    let family = if base_family == 0xf { base_family + ((a1 >> 20) & 0xff) } else { base_family };
-    let model = ((a1 >> 4) & 0xf) | if base_family >= 6 { ((a1 >> 16) & 0xf) << 4 } else { 0 };
+    let family = if base_family == 0xf {
+        base_family + ((a1 >> 20) & 0xff)
+    } else {
+        base_family
+    };
+    let model = ((a1 >> 4) & 0xf)
+        | if base_family >= 6 {
+            ((a1 >> 16) & 0xf) << 4
+        } else {
+            0
+        };
     Features {
         hwcap: d1,
         rdrand: c1 & (1 << 30) != 0,
@@ -228,7 +243,9 @@ pub fn rdrand() -> Option<u64> {
         let v: u64;
         let ok: u8;
         // SAFETY: RDRAND is only executed after callers checked `features().rdrand`.
-        unsafe { asm!("rdrand {}", "setc {}", out(reg) v, out(reg_byte) ok, options(nomem, nostack)) }
+        unsafe {
+            asm!("rdrand {}", "setc {}", out(reg) v, out(reg_byte) ok, options(nomem, nostack))
+        }
         if ok != 0 {
             return Some(v);
         }

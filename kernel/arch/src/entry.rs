@@ -311,7 +311,10 @@ pub fn init_syscall() {
         let efer = rdmsr(MSR_EFER);
         wrmsr(MSR_EFER, efer | 1); // SCE
         wrmsr(MSR_LSTAR, syscall_entry_address());
-        wrmsr(MSR_STAR, (crate::gdt::KERNEL_CS as u64) << 32 | (crate::gdt::KERNEL_CS as u64) << 48);
+        wrmsr(
+            MSR_STAR,
+            (crate::gdt::KERNEL_CS as u64) << 32 | (crate::gdt::KERNEL_CS as u64) << 48,
+        );
         // Mask IF, TF, DF, AC, NT on entry.
         wrmsr(MSR_FMASK, 0x200 | 0x100 | 0x400 | 0x4_0000 | 0x4000);
     }

@@ -75,7 +75,10 @@ pub fn init() {
                 reserved: 0,
             };
         }
-        let ptr = Pointer { limit: (core::mem::size_of::<[Gate; 256]>() - 1) as u16, base: idt as u64 };
+        let ptr = Pointer {
+            limit: (core::mem::size_of::<[Gate; 256]>() - 1) as u16,
+            base: idt as u64,
+        };
         asm!("lidt [{}]", in(reg) &ptr, options(nostack, readonly, preserves_flags));
     }
 }

@@ -38,7 +38,10 @@ pub fn init() {
     BASE.store(phys_to_virt(phys), Ordering::Relaxed);
     write(REG_SVR, 0x100 | crate::idt::vectors::SPURIOUS as u32);
     write(REG_TIMER_DIVIDE, 0xB); // divide by 1
-    write(REG_LVT_TIMER, LVT_MASKED | crate::idt::vectors::TIMER as u32);
+    write(
+        REG_LVT_TIMER,
+        LVT_MASKED | crate::idt::vectors::TIMER as u32,
+    );
 }
 
 pub fn id() -> u32 {
@@ -51,7 +54,10 @@ pub fn eoi() {
 
 /// Measure the timer's rate against the TSC (whose rate `time` already knows).
 pub fn calibrate(tsc_hz: u64) {
-    write(REG_LVT_TIMER, LVT_MASKED | crate::idt::vectors::TIMER as u32);
+    write(
+        REG_LVT_TIMER,
+        LVT_MASKED | crate::idt::vectors::TIMER as u32,
+    );
     write(REG_TIMER_INIT, u32::MAX);
     let t0 = crate::cpu::rdtsc();
     let wait = tsc_hz / 1000; // 1 ms
@@ -76,7 +82,8 @@ pub fn timer_hz() -> u64 {
 /// Fire the timer interrupt once, `ns` nanoseconds from now (clamped to what the
 /// 32-bit counter can express; the caller re-arms if the deadline is further).
 pub fn arm_oneshot_ns(ns: u64) {
-    let ticks = ((ns as u128 * TICKS_PER_NS_FP32.load(Ordering::Relaxed) as u128) >> 32).clamp(1, u32::MAX as u128);
+    let ticks = ((ns as u128 * TICKS_PER_NS_FP32.load(Ordering::Relaxed) as u128) >> 32)
+        .clamp(1, u32::MAX as u128);
     write(REG_LVT_TIMER, crate::idt::vectors::TIMER as u32);
     write(REG_TIMER_INIT, ticks as u32);
 }

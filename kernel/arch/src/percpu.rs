@@ -79,6 +79,9 @@ mod tests {
     fn layout_matches_entry_stubs() {
         assert_eq!(core::mem::offset_of!(PerCpu, kstack_top), OFF_KSTACK_TOP);
         assert_eq!(core::mem::offset_of!(PerCpu, kstack_lo), OFF_KSTACK_LO);
-        assert_eq!(core::mem::offset_of!(PerCpu, user_rsp_scratch), OFF_USER_RSP);
+        assert_eq!(
+            core::mem::offset_of!(PerCpu, user_rsp_scratch),
+            OFF_USER_RSP
+        );
     }
 }

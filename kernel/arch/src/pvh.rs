@@ -70,7 +70,11 @@ impl StartInfo {
             let entries: u32 = read(phys + 48);
             for i in 0..(entries as usize).min(MAX_MEMMAP) {
                 let e = memmap + i as u64 * 24;
-                let region = MemoryRegion { addr: read(e), size: read(e + 8), kind: read(e + 16) };
+                let region = MemoryRegion {
+                    addr: read(e),
+                    size: read(e + 8),
+                    kind: read(e + 16),
+                };
                 // QEMU's microvm may end the map with an all-zero entry (DESIGN.md §4).
                 if region.size == 0 {
                     continue;
@@ -93,7 +97,10 @@ impl StartInfo {
             }
         }
         if nr_modules > 0 && modlist != 0 {
-            info.initrd = Some(Module { paddr: read(modlist), size: read(modlist + 8) });
+            info.initrd = Some(Module {
+                paddr: read(modlist),
+                size: read(modlist + 8),
+            });
         }
         Ok(info)
     }

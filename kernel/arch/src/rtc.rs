@@ -18,7 +18,15 @@ pub fn read_unix_time() -> Option<i64> {
         while updating() && spins < 1_000_000 {
             spins += 1;
         }
-        [cmos(0x00), cmos(0x02), cmos(0x04), cmos(0x07), cmos(0x08), cmos(0x09), cmos(0x32)]
+        [
+            cmos(0x00),
+            cmos(0x02),
+            cmos(0x04),
+            cmos(0x07),
+            cmos(0x08),
+            cmos(0x09),
+            cmos(0x32),
+        ]
     };
     // Read until two consecutive reads agree, so an update mid-read cannot tear it.
     let mut a = read_all();
@@ -49,7 +57,11 @@ pub fn read_unix_time() -> Option<i64> {
     let month = conv(a[4]) as i64;
     let year_lo = conv(a[5]) as i64;
     let century = conv(a[6]) as i64;
-    let year = if (19..=30).contains(&century) { century * 100 + year_lo } else { 2000 + year_lo };
+    let year = if (19..=30).contains(&century) {
+        century * 100 + year_lo
+    } else {
+        2000 + year_lo
+    };
     if !(1..=12).contains(&month) || !(1..=31).contains(&day) || hour > 23 || min > 59 || sec > 60 {
         return None;
     }

@@ -65,7 +65,10 @@ pub fn try_read() -> Option<u8> {
 /// a raw log frame, then an orderly QEMU exit with the kernel-failure report.
 pub fn early_panic_trap(frame: &crate::entry::TrapFrame) -> ! {
     let mut buf = [0u8; 160];
-    let mut w = FixedWriter { buf: &mut buf, len: 0 };
+    let mut w = FixedWriter {
+        buf: &mut buf,
+        len: 0,
+    };
     let _ = core::fmt::write(
         &mut w,
         format_args!(

@@ -13,7 +13,10 @@ static REALTIME_AT_BOOT_NS: AtomicI64 = AtomicI64::new(0);
 pub fn init(tsc_at_boot: u64, tsc_hz: u64) {
     TSC_AT_BOOT.store(tsc_at_boot, Ordering::Relaxed);
     TSC_HZ.store(tsc_hz, Ordering::Relaxed);
-    NS_PER_TICK_FP32.store(((1_000_000_000u128 << 32) / tsc_hz as u128) as u64, Ordering::Relaxed);
+    NS_PER_TICK_FP32.store(
+        ((1_000_000_000u128 << 32) / tsc_hz as u128) as u64,
+        Ordering::Relaxed,
+    );
 }
 
 /// Record the wall-clock time that corresponds to the current monotonic time.

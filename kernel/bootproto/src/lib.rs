@@ -149,13 +149,21 @@ pub struct Frame {
 impl FrameDecoder {
     /// A decoder for a stream that starts with frames right away (host → guest).
     pub fn new() -> Self {
-        FrameDecoder { buf: Vec::new(), synced: true, need_magic: false }
+        FrameDecoder {
+            buf: Vec::new(),
+            synced: true,
+            need_magic: false,
+        }
     }
 
     /// A decoder that first discards everything up to and including [`MAGIC`]
     /// (guest → host: firmware may print before the kernel starts).
     pub fn after_magic() -> Self {
-        FrameDecoder { buf: Vec::new(), synced: false, need_magic: true }
+        FrameDecoder {
+            buf: Vec::new(),
+            synced: false,
+            need_magic: true,
+        }
     }
 
     /// Whether the magic preamble has been seen (always true for [`FrameDecoder::new`]).
@@ -340,11 +348,17 @@ impl RunConfig {
     }
 
     pub fn decode(bytes: &[u8]) -> Result<RunConfig, RunConfigError> {
-        let mut cfg = RunConfig { cwd: b"/".to_vec(), ..Default::default() };
+        let mut cfg = RunConfig {
+            cwd: b"/".to_vec(),
+            ..Default::default()
+        };
         let mut have_exe = false;
         let mut rest = bytes;
         while !rest.is_empty() {
-            let end = rest.iter().position(|&b| b == 0).ok_or(RunConfigError::Unterminated)?;
+            let end = rest
+                .iter()
+                .position(|&b| b == 0)
+                .ok_or(RunConfigError::Unterminated)?;
             let rec = &rest[..end];
             rest = &rest[end + 1..];
             let eq = rec.iter().position(|&b| b == b'=').unwrap_or(rec.len());
@@ -358,7 +372,9 @@ impl RunConfig {
                 b"env" => cfg.envp.push(val.to_vec()),
                 b"cwd" => cfg.cwd = val.to_vec(),
                 other => {
-                    return Err(RunConfigError::UnknownKey(String::from_utf8_lossy(other).into()))
+                    return Err(RunConfigError::UnknownKey(
+                        String::from_utf8_lossy(other).into(),
+                    ))
                 }
             }
         }
@@ -399,7 +415,11 @@ mod tests {
         let mut wire = b"SeaBIOS noise\r\n".to_vec();
         wire.extend_from_slice(MAGIC);
         encode_frame(&mut wire, GuestTag::Stdout as u8, b"hello\n\0\xff");
-        encode_frame(&mut wire, GuestTag::Exit as u8, &ExitReport::Exited(7).encode());
+        encode_frame(
+            &mut wire,
+            GuestTag::Exit as u8,
+            &ExitReport::Exited(7).encode(),
+        );
         let mut d = FrameDecoder::after_magic();
         // Feed byte by byte to exercise partial frames.
         let mut frames = Vec::new();
@@ -411,7 +431,10 @@ mod tests {
         }
         assert_eq!(frames.len(), 2);
         assert_eq!(frames[0].payload, b"hello\n\0\xff");
-        assert_eq!(ExitReport::decode(&frames[1].payload), Some(ExitReport::Exited(7)));
+        assert_eq!(
+            ExitReport::decode(&frames[1].payload),
+            Some(ExitReport::Exited(7))
+        );
     }
 
     #[test]
@@ -437,15 +460,29 @@ mod tests {
     fn run_config_round_trip() {
         let cfg = RunConfig {
             exe: b"/bin/busybox".to_vec(),
-            argv: vec![b"busybox".to_vec(), b"echo".to_vec(), b"a=b c".to_vec(), vec![]],
+            argv: vec![
+                b"busybox".to_vec(),
+                b"echo".to_vec(),
+                b"a=b c".to_vec(),
+                vec![],
+            ],
             envp: vec![b"PATH=/bin".to_vec()],
             cwd: b"/".to_vec(),
         };
         let enc = cfg.encode().unwrap();
         assert_eq!(RunConfig::decode(&enc).unwrap(), cfg);
-        assert_eq!(RunConfig::decode(b"arg=x\0"), Err(RunConfigError::MissingExe));
-        assert_eq!(RunConfig::decode(b"exe=/x"), Err(RunConfigError::Unterminated));
-        let bad = RunConfig { exe: b"a\0b".to_vec(), ..Default::default() };
+        assert_eq!(
+            RunConfig::decode(b"arg=x\0"),
+            Err(RunConfigError::MissingExe)
+        );
+        assert_eq!(
+            RunConfig::decode(b"exe=/x"),
+            Err(RunConfigError::Unterminated)
+        );
+        let bad = RunConfig {
+            exe: b"a\0b".to_vec(),
+            ..Default::default()
+        };
         assert_eq!(bad.encode(), Err(RunConfigError::EmbeddedNul));
     }
 

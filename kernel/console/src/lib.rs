@@ -30,7 +30,11 @@ struct Input {
     eof: bool,
 }
 
-static INPUT: Mutex<Input> = Mutex::new(Input { decoder: None, data: VecDeque::new(), eof: false });
+static INPUT: Mutex<Input> = Mutex::new(Input {
+    decoder: None,
+    data: VecDeque::new(),
+    eof: false,
+});
 
 /// Start the console: program the UART and send the preamble the host syncs on.
 pub fn init(verbose: bool) {
@@ -44,7 +48,14 @@ pub fn init(verbose: bool) {
 /// Turn Debug/Info log lines on or off.
 pub fn set_verbose(verbose: bool) {
     VERBOSE.store(verbose, Ordering::Relaxed);
-    THRESHOLD.store(if verbose { LogLevel::Debug as u8 } else { LogLevel::Warn as u8 }, Ordering::Relaxed);
+    THRESHOLD.store(
+        if verbose {
+            LogLevel::Debug as u8
+        } else {
+            LogLevel::Warn as u8
+        },
+        Ordering::Relaxed,
+    );
 }
 
 pub fn verbose() -> bool {
@@ -82,7 +93,10 @@ pub fn log(level: LogLevel, args: fmt::Arguments<'_>) {
     }
     let mut buf = [0u8; 1024];
     buf[0] = level as u8;
-    let mut w = skiff_arch::serial::FixedWriter { buf: &mut buf, len: 1 };
+    let mut w = skiff_arch::serial::FixedWriter {
+        buf: &mut buf,
+        len: 1,
+    };
     let _ = w.write_fmt(args);
     let len = w.len;
     send(GuestTag::Log, &buf[..len]);
@@ -100,7 +114,10 @@ macro_rules! error { ($($t:tt)*) => { $crate::log(skiff_bootproto::LogLevel::Err
 /// Report how the application ended and power off. Never returns.
 pub fn exit(report: ExitReport) -> ! {
     send(GuestTag::Exit, &report.encode());
-    skiff_arch::cpu::outb(skiff_bootproto::DEBUG_EXIT_PORT, skiff_bootproto::DEBUG_EXIT_ORDERLY);
+    skiff_arch::cpu::outb(
+        skiff_bootproto::DEBUG_EXIT_PORT,
+        skiff_bootproto::DEBUG_EXIT_ORDERLY,
+    );
     skiff_arch::cpu::halt_forever()
 }
 
@@ -154,7 +171,11 @@ fn try_read_stdin_locked(buf: &mut [u8]) -> StdinRead {
     feed_input();
     let mut input = INPUT.lock();
     if input.data.is_empty() {
-        return if input.eof { StdinRead::Eof } else { StdinRead::Empty };
+        return if input.eof {
+            StdinRead::Eof
+        } else {
+            StdinRead::Empty
+        };
     }
     let n = buf.len().min(input.data.len());
     for (dst, src) in buf.iter_mut().zip(input.data.drain(..n)) {

@@ -193,17 +193,26 @@ impl Errno {
 
     /// The error number from its positive value, if it is one Linux defines here.
     pub fn from_code(code: u16) -> Option<Errno> {
-        TABLE.iter().find(|(c, _, _)| *c == code).map(|_| Errno(code))
+        TABLE
+            .iter()
+            .find(|(c, _, _)| *c == code)
+            .map(|_| Errno(code))
     }
 
     /// The symbolic name, such as `"ENOENT"`.
     pub fn name(self) -> &'static str {
-        TABLE.iter().find(|(c, _, _)| *c == self.0).map_or("E?", |e| e.1)
+        TABLE
+            .iter()
+            .find(|(c, _, _)| *c == self.0)
+            .map_or("E?", |e| e.1)
     }
 
     /// The strerror-style description.
     pub fn description(self) -> &'static str {
-        TABLE.iter().find(|(c, _, _)| *c == self.0).map_or("Unknown error", |e| e.2)
+        TABLE
+            .iter()
+            .find(|(c, _, _)| *c == self.0)
+            .map_or("Unknown error", |e| e.2)
     }
 
     /// The value a syscall returns in `rax` for this error.
@@ -272,8 +281,16 @@ static TABLE: &[(u16, &str, &str)] = &[
     (62, "ETIME", "Timer expired"),
     (75, "EOVERFLOW", "Value too large for defined data type"),
     (77, "EBADFD", "File descriptor in bad state"),
-    (84, "EILSEQ", "Invalid or incomplete multibyte or wide character"),
-    (85, "ERESTART", "Interrupted system call should be restarted"),
+    (
+        84,
+        "EILSEQ",
+        "Invalid or incomplete multibyte or wide character",
+    ),
+    (
+        85,
+        "ERESTART",
+        "Interrupted system call should be restarted",
+    ),
     (88, "ENOTSOCK", "Socket operation on non-socket"),
     (89, "EDESTADDRREQ", "Destination address required"),
     (90, "EMSGSIZE", "Message too long"),
@@ -283,7 +300,11 @@ static TABLE: &[(u16, &str, &str)] = &[
     (94, "ESOCKTNOSUPPORT", "Socket type not supported"),
     (95, "EOPNOTSUPP", "Operation not supported"),
     (96, "EPFNOSUPPORT", "Protocol family not supported"),
-    (97, "EAFNOSUPPORT", "Address family not supported by protocol"),
+    (
+        97,
+        "EAFNOSUPPORT",
+        "Address family not supported by protocol",
+    ),
     (98, "EADDRINUSE", "Address already in use"),
     (99, "EADDRNOTAVAIL", "Cannot assign requested address"),
     (100, "ENETDOWN", "Network is down"),
@@ -294,7 +315,11 @@ static TABLE: &[(u16, &str, &str)] = &[
     (105, "ENOBUFS", "No buffer space available"),
     (106, "EISCONN", "Transport endpoint is already connected"),
     (107, "ENOTCONN", "Transport endpoint is not connected"),
-    (108, "ESHUTDOWN", "Cannot send after transport endpoint shutdown"),
+    (
+        108,
+        "ESHUTDOWN",
+        "Cannot send after transport endpoint shutdown",
+    ),
     (110, "ETIMEDOUT", "Connection timed out"),
     (111, "ECONNREFUSED", "Connection refused"),
     (112, "EHOSTDOWN", "Host is down"),

@@ -116,8 +116,18 @@ impl OpenFile {
 
     /// An open file for a device with no name in the tree (a pipe end), with the
     /// attributes `fstat` reports.
-    pub fn detached_device(device: Arc<dyn CharDevice>, flags: OpenFlags, stat: Stat) -> Arc<OpenFile> {
-        Self::build(Weak::new(), FileKind::Device(device), None, flags, Some(stat))
+    pub fn detached_device(
+        device: Arc<dyn CharDevice>,
+        flags: OpenFlags,
+        stat: Stat,
+    ) -> Arc<OpenFile> {
+        Self::build(
+            Weak::new(),
+            FileKind::Device(device),
+            None,
+            flags,
+            Some(stat),
+        )
     }
 
     /// Bytes queued in a queueing device (a pipe), if this is one.

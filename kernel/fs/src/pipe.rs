@@ -51,7 +51,11 @@ impl CharDevice for PipeEnd {
         }
         let mut data = self.pipe.data.lock();
         if data.is_empty() {
-            return if self.pipe.writers.load(Ordering::Acquire) == 0 { Ok(0) } else { Err(Errno::EAGAIN) };
+            return if self.pipe.writers.load(Ordering::Acquire) == 0 {
+                Ok(0)
+            } else {
+                Err(Errno::EAGAIN)
+            };
         }
         let n = buf.len().min(data.len());
         for (dst, src) in buf.iter_mut().zip(data.drain(..n)) {
@@ -86,7 +90,8 @@ impl CharDevice for PipeEnd {
     }
 
     fn write_ready(&self) -> bool {
-        self.pipe.data.lock().len() < PIPE_CAPACITY || self.pipe.readers.load(Ordering::Acquire) == 0
+        self.pipe.data.lock().len() < PIPE_CAPACITY
+            || self.pipe.readers.load(Ordering::Acquire) == 0
     }
 
     fn buffered(&self) -> Option<usize> {
@@ -98,7 +103,11 @@ static NEXT_PIPE_INO: AtomicU64 = AtomicU64::new(1);
 
 /// Make a pipe: (read end, write end). `flags` may hold `O_NONBLOCK` (for both ends).
 pub fn pipe(flags: u32) -> (Arc<OpenFile>, Arc<OpenFile>) {
-    let pipe = Arc::new(Pipe { data: Mutex::new(VecDeque::new()), readers: AtomicUsize::new(1), writers: AtomicUsize::new(1) });
+    let pipe = Arc::new(Pipe {
+        data: Mutex::new(VecDeque::new()),
+        readers: AtomicUsize::new(1),
+        writers: AtomicUsize::new(1),
+    });
     let stat = Stat {
         // pipefs: its own device number, one inode per pipe.
         dev: crate::types::makedev(0, 12),
@@ -110,11 +119,17 @@ pub fn pipe(flags: u32) -> (Arc<OpenFile>, Arc<OpenFile>) {
     };
     let nb = flags & OpenFlags::O_NONBLOCK;
     let read_end = OpenFile::detached_device(
-        Arc::new(PipeEnd { pipe: pipe.clone(), writer: false }),
+        Arc::new(PipeEnd {
+            pipe: pipe.clone(),
+            writer: false,
+        }),
         OpenFlags(OpenFlags::O_RDONLY | nb),
-        stat.clone(),
+        stat,
     );
-    let write_end =
-        OpenFile::detached_device(Arc::new(PipeEnd { pipe, writer: true }), OpenFlags(OpenFlags::O_WRONLY | nb), stat);
+    let write_end = OpenFile::detached_device(
+        Arc::new(PipeEnd { pipe, writer: true }),
+        OpenFlags(OpenFlags::O_WRONLY | nb),
+        stat,
+    );
     (read_end, write_end)
 }

@@ -141,12 +141,12 @@ fn console_input_readiness_follows_buffered_input_and_eof() {
     let stdout = OpenFile::console(&term, StdStream::Stdout);
     assert_eq!(stdin.poll_ready(), (false, true));
     e.console.input.lock().unwrap().extend_from_slice(b"x");
-    assert_eq!(stdin.poll_ready().0, true);
+    assert!(stdin.poll_ready().0);
     stdin.read(&mut [0u8; 1]).unwrap();
-    assert_eq!(stdin.poll_ready().0, false);
+    assert!(!stdin.poll_ready().0);
     *e.console.eof.lock().unwrap() = true;
-    assert_eq!(stdin.poll_ready().0, true);
-    assert_eq!(stdout.poll_ready().1, true);
+    assert!(stdin.poll_ready().0);
+    assert!(stdout.poll_ready().1);
     let f = e.create("/tmp/ready", b"data");
     assert_eq!(f.poll_ready(), (true, true));
 }

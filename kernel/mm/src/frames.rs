@@ -63,7 +63,12 @@ pub fn init(ram: &[Range], reserved: &[Range]) -> bool {
     let words: &'static mut [u64] =
         unsafe { core::slice::from_raw_parts_mut(phys_to_virt(home) as *mut u64, words_len) };
     words.fill(u64::MAX);
-    let mut bm = Bitmap { words, frames, free: 0, hint: 0 };
+    let mut bm = Bitmap {
+        words,
+        frames,
+        free: 0,
+        hint: 0,
+    };
     for r in ram {
         let s = r.start.next_multiple_of(PAGE_SIZE);
         let e = r.end / PAGE_SIZE * PAGE_SIZE;
@@ -144,7 +149,11 @@ impl Bitmap {
 
 /// One frame's physical address, not zeroed.
 pub fn alloc_frame() -> Option<u64> {
-    ALLOCATOR.lock().as_mut()?.alloc_one().map(|f| f * PAGE_SIZE)
+    ALLOCATOR
+        .lock()
+        .as_mut()?
+        .alloc_one()
+        .map(|f| f * PAGE_SIZE)
 }
 
 /// One zeroed frame's physical address.
@@ -159,7 +168,11 @@ pub fn alloc_zeroed_frame() -> Option<u64> {
 /// `count` physically contiguous frames aligned to `align` bytes.
 pub fn alloc_contiguous(count: u64, align: u64) -> Option<u64> {
     let align_frames = (align / PAGE_SIZE).max(1);
-    ALLOCATOR.lock().as_mut()?.alloc_contiguous(count, align_frames).map(|f| f * PAGE_SIZE)
+    ALLOCATOR
+        .lock()
+        .as_mut()?
+        .alloc_contiguous(count, align_frames)
+        .map(|f| f * PAGE_SIZE)
 }
 
 /// Return a frame.

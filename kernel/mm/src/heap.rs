@@ -11,7 +11,9 @@ use skiff_arch::layout::{phys_to_virt, PAGE_SIZE};
 const GROW_MIN: u64 = 2 << 20;
 
 fn grow(heap: &mut Heap<32>, layout: &Layout) {
-    let want = (layout.size().max(layout.align()) as u64 * 2).max(GROW_MIN).next_power_of_two();
+    let want = (layout.size().max(layout.align()) as u64 * 2)
+        .max(GROW_MIN)
+        .next_power_of_two();
     let mut size = want;
     while size >= PAGE_SIZE * 16 && size >= layout.size() as u64 {
         if let Some(phys) = frames::alloc_contiguous(size / PAGE_SIZE, PAGE_SIZE) {

@@ -101,7 +101,9 @@ pub struct UserPageTable {
 impl UserPageTable {
     /// The page tables currently loaded in CR3.
     pub fn current() -> Self {
-        UserPageTable { root: cpu::read_cr3() & ADDR_MASK }
+        UserPageTable {
+            root: cpu::read_cr3() & ADDR_MASK,
+        }
     }
 
     /// Call `f(va, &mut pte)` for every present leaf in `[start, end)`, skipping absent
@@ -157,7 +159,7 @@ impl UserPageTable {
 
 impl PageOps for UserPageTable {
     fn map_page(&mut self, va: u64, prot: Prot, data: &[u8]) -> KResult<()> {
-        debug_assert!(va % PAGE_SIZE == 0 && va < USER_END);
+        debug_assert!(va.is_multiple_of(PAGE_SIZE) && va < USER_END);
         let frame = frames::alloc_frame().ok_or(Errno::ENOMEM)?;
         let n = data.len().min(PAGE_SIZE as usize);
         // SAFETY: the frame is fresh (unaliased) and mapped by the direct map.

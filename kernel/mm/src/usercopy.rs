@@ -42,7 +42,7 @@ skiff_copy_user_fixup:
 /// cannot be resolved.
 pub fn fixup_for(rip: u64) -> Option<u64> {
     let insn = &raw const skiff_copy_user_insn as u64;
-    (rip == insn).then(|| &raw const skiff_copy_user_fixup as u64)
+    (rip == insn).then_some(&raw const skiff_copy_user_fixup as u64)
 }
 
 /// Check that `[addr, addr + len)` is an application range.
@@ -115,7 +115,9 @@ unsafe impl<const N: usize> Pod for [u8; N] where [u8; N]: Default {}
 pub fn read_user<T: Pod>(addr: u64) -> KResult<T> {
     let mut v = T::default();
     // SAFETY: `T: Pod`, so viewing it as bytes and filling them with any pattern is sound.
-    let bytes = unsafe { core::slice::from_raw_parts_mut(&mut v as *mut T as *mut u8, core::mem::size_of::<T>()) };
+    let bytes = unsafe {
+        core::slice::from_raw_parts_mut(&mut v as *mut T as *mut u8, core::mem::size_of::<T>())
+    };
     copy_from_user(bytes, addr)?;
     Ok(v)
 }
@@ -123,7 +125,9 @@ pub fn read_user<T: Pod>(addr: u64) -> KResult<T> {
 /// Write one value to application memory.
 pub fn write_user<T: Pod>(addr: u64, v: &T) -> KResult<()> {
     // SAFETY: `T: Pod`, so its bytes are initialized plain data.
-    let bytes = unsafe { core::slice::from_raw_parts(v as *const T as *const u8, core::mem::size_of::<T>()) };
+    let bytes = unsafe {
+        core::slice::from_raw_parts(v as *const T as *const u8, core::mem::size_of::<T>())
+    };
     copy_to_user(addr, bytes)
 }
 
