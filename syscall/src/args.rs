@@ -233,3 +233,41 @@ pub fn read_iovecs(ptr: UserPtr, count: usize) -> KResult<Vec<IoVec>> {
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ints_are_the_low_32_bits_sign_extended() {
+        let a = Args::new(0, [0xffff_ffff_ffff_ff9c, 0x1_0000_0005, u64::MAX, 7, 0, 0]);
+        assert_eq!(a.int(0), -100);
+        assert_eq!(a.dirfd(0), DirFd::Cwd);
+        assert_eq!(a.int(1), 5, "upper register bits are not part of a C int");
+        assert_eq!(a.dirfd(1), DirFd::Fd(5));
+        assert_eq!(a.i64(2), -1);
+        assert_eq!(a.usize(3), 7);
+    }
+
+    #[test]
+    fn negative_descriptors_are_ebadf() {
+        let a = Args::new(0, [(-1i64) as u64, 3, 0, 0, 0, 0]);
+        assert_eq!(a.fd(0), Err(Errno::EBADF));
+        assert_eq!(a.fd(1), Ok(3));
+    }
+
+    #[test]
+    fn unknown_flag_bits_are_einval() {
+        let a = Args::new(0, [0b101, 0b1000, 0, 0, 0, 0]);
+        assert_eq!(a.flags(0, 0b111), Ok(0b101));
+        assert_eq!(a.flags(1, 0b111), Err(Errno::EINVAL));
+        assert_eq!(a.flags32(0, 0b100), Err(Errno::EINVAL));
+    }
+
+    #[test]
+    fn user_pointer_arithmetic_wraps_instead_of_panicking() {
+        let p = UserPtr(u64::MAX - 1).offset(8);
+        assert_eq!(p.addr(), 6);
+        assert!(UserPtr(0).is_null());
+    }
+}

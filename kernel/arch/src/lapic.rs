@@ -52,6 +52,28 @@ pub fn eoi() {
     write(REG_EOI, 0);
 }
 
+/// Start the timer counting down from its maximum, masked, so that its rate can be
+/// measured against a reference clock (see [`finish_calibration`]).
+pub fn start_calibration() {
+    write(
+        REG_LVT_TIMER,
+        LVT_MASKED | crate::idt::vectors::TIMER as u32,
+    );
+    write(REG_TIMER_INIT, u32::MAX);
+}
+
+/// Stop the measurement started by [`start_calibration`], `elapsed_ns` later.
+pub fn finish_calibration(elapsed_ns: u64) {
+    let ticks = (u32::MAX - read(REG_TIMER_CURRENT)) as u128;
+    write(REG_TIMER_INIT, 0);
+    if elapsed_ns > 0 && ticks > 0 {
+        TICKS_PER_NS_FP32.store(
+            ((ticks << 32) / elapsed_ns as u128) as u64,
+            Ordering::Relaxed,
+        );
+    }
+}
+
 /// Measure the timer's rate against the TSC (whose rate `time` already knows).
 pub fn calibrate(tsc_hz: u64) {
     write(

@@ -22,6 +22,8 @@ struct Bitmap {
     frames: u64,
     free: u64,
     hint: usize,
+    /// Where the last contiguous run ended (the heap grows upward from there).
+    contiguous_hint: u64,
 }
 
 static ALLOCATOR: Mutex<Option<Bitmap>> = Mutex::new(None);
@@ -68,23 +70,27 @@ pub fn init(ram: &[Range], reserved: &[Range]) -> bool {
         frames,
         free: 0,
         hint: 0,
+        contiguous_hint: 0,
     };
+    // Free every RAM frame above 1 MiB, then take back the reserved ranges and the
+    // bitmap's own pages. Whole words at a time: boot time matters and runs are long.
     for r in ram {
-        let s = r.start.next_multiple_of(PAGE_SIZE);
-        let e = r.end / PAGE_SIZE * PAGE_SIZE;
-        let mut f = s / PAGE_SIZE;
-        while f < e / PAGE_SIZE {
-            let addr = f * PAGE_SIZE;
-            let in_use = addr < 0x10_0000
-                || overlaps(addr, addr + PAGE_SIZE)
-                || (addr >= home && addr < home + bitmap_pages * PAGE_SIZE);
-            if !in_use {
-                bm.words[(f / 64) as usize] &= !(1u64 << (f % 64));
-                bm.free += 1;
-            }
-            f += 1;
-        }
+        let first = r.start.max(0x10_0000).next_multiple_of(PAGE_SIZE) / PAGE_SIZE;
+        bm.set_range(first, r.end / PAGE_SIZE, false);
     }
+    let bitmap_range = Range {
+        start: home,
+        end: home + bitmap_pages * PAGE_SIZE,
+    };
+    for r in reserved.iter().chain(core::iter::once(&bitmap_range)) {
+        bm.set_range(
+            r.start / PAGE_SIZE,
+            r.end.div_ceil(PAGE_SIZE).min(frames),
+            true,
+        );
+    }
+    let padding = bm.words.len() as u64 * 64 - frames;
+    bm.free = bm.words.iter().map(|w| w.count_zeros() as u64).sum::<u64>() - padding;
     TOTAL_USABLE.store(bm.free, core::sync::atomic::Ordering::Relaxed);
     *ALLOCATOR.lock() = Some(bm);
     true
@@ -124,23 +130,41 @@ impl Bitmap {
         }
     }
 
-    fn alloc_contiguous(&mut self, count: u64, align_frames: u64) -> Option<u64> {
-        let mut start = 0;
-        while start + count <= self.frames {
-            let mut ok = true;
-            for f in start..start + count {
-                if !self.is_free(f) {
-                    ok = false;
-                    start = (f + 1).next_multiple_of(align_frames);
-                    break;
-                }
+    /// Mark frames `[first, last)` used or free (leaves `free` to the caller).
+    fn set_range(&mut self, first: u64, last: u64, used: bool) {
+        let mut f = first;
+        while f < last {
+            if f % 64 == 0 && last - f >= 64 {
+                self.words[(f / 64) as usize] = if used { u64::MAX } else { 0 };
+                f += 64;
+            } else {
+                self.set(f, used);
+                f += 1;
             }
-            if ok {
-                for f in start..start + count {
-                    self.set(f, true);
+        }
+    }
+
+    fn alloc_contiguous(&mut self, count: u64, align_frames: u64) -> Option<u64> {
+        let hint = self.contiguous_hint.next_multiple_of(align_frames);
+        self.search_contiguous(hint, count, align_frames)
+            .or_else(|| self.search_contiguous(0, count, align_frames))
+    }
+
+    fn search_contiguous(&mut self, from: u64, count: u64, align_frames: u64) -> Option<u64> {
+        let mut start = from;
+        while start + count <= self.frames {
+            if start % 64 == 0 && self.words[(start / 64) as usize] == u64::MAX {
+                start = (start + 64).next_multiple_of(align_frames);
+                continue;
+            }
+            match (start..start + count).find(|&f| !self.is_free(f)) {
+                Some(used) => start = (used + 1).next_multiple_of(align_frames),
+                None => {
+                    self.set_range(start, start + count, true);
+                    self.free -= count;
+                    self.contiguous_hint = start + count;
+                    return Some(start);
                 }
-                self.free -= count;
-                return Some(start);
             }
         }
         None
