@@ -75,7 +75,7 @@ pub fn init(ram: &[Range], reserved: &[Range]) -> bool {
     // Free every RAM frame above 1 MiB, then take back the reserved ranges and the
     // bitmap's own pages. Whole words at a time: boot time matters and runs are long.
     for r in ram {
-        let first = r.start.max(0x10_0000).next_multiple_of(PAGE_SIZE) / PAGE_SIZE;
+        let first = r.start.max(0x10_0000).div_ceil(PAGE_SIZE);
         bm.set_range(first, r.end / PAGE_SIZE, false);
     }
     let bitmap_range = Range {
@@ -134,7 +134,7 @@ impl Bitmap {
     fn set_range(&mut self, first: u64, last: u64, used: bool) {
         let mut f = first;
         while f < last {
-            if f % 64 == 0 && last - f >= 64 {
+            if f.is_multiple_of(64) && last - f >= 64 {
                 self.words[(f / 64) as usize] = if used { u64::MAX } else { 0 };
                 f += 64;
             } else {
@@ -153,7 +153,7 @@ impl Bitmap {
     fn search_contiguous(&mut self, from: u64, count: u64, align_frames: u64) -> Option<u64> {
         let mut start = from;
         while start + count <= self.frames {
-            if start % 64 == 0 && self.words[(start / 64) as usize] == u64::MAX {
+            if start.is_multiple_of(64) && self.words[(start / 64) as usize] == u64::MAX {
                 start = (start + 64).next_multiple_of(align_frames);
                 continue;
             }
