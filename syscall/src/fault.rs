@@ -118,26 +118,9 @@ const SIGBUS: u8 = 7;
 const SIGFPE: u8 = 8;
 const SIGSEGV: u8 = 11;
 
-/// Linux's name for a signal number.
+/// Linux's name for a signal number (`"signal"` for numbers without one).
 pub fn signal_name(sig: u8) -> &'static str {
-    match sig {
-        1 => "SIGHUP",
-        2 => "SIGINT",
-        3 => "SIGQUIT",
-        4 => "SIGILL",
-        5 => "SIGTRAP",
-        6 => "SIGABRT",
-        7 => "SIGBUS",
-        8 => "SIGFPE",
-        9 => "SIGKILL",
-        10 => "SIGUSR1",
-        11 => "SIGSEGV",
-        12 => "SIGUSR2",
-        13 => "SIGPIPE",
-        14 => "SIGALRM",
-        15 => "SIGTERM",
-        _ => "signal",
-    }
+    skiff_bootproto::signal_name(sig).unwrap_or("signal")
 }
 
 /// End the program as the signal's default action would, after a report on stderr.
