@@ -102,8 +102,6 @@ impl<O: Write, E: Write> FrameRouter<O, E> {
                     },
                 )))
             }
-            // Input pacing hint; stdin is forwarded as it arrives, so there is nothing to do.
-            Some(GuestTag::StdinWanted) => {}
             None => {
                 if self.verbose {
                     self.note(&format!(
@@ -268,7 +266,10 @@ mod tests {
             .unwrap()
             .is_none());
         assert!(r
-            .route(&frame(GuestTag::StdinWanted, b""))
+            .route(&Frame {
+                tag: 6,
+                payload: Vec::new()
+            })
             .unwrap()
             .is_none());
         assert!(r.stdout.is_empty() && r.stderr.is_empty());

@@ -46,9 +46,6 @@ pub enum GuestTag {
     Exit = 4,
     /// Boot timing: payload is an encoded [`BootTiming`].
     Timing = 5,
-    /// The guest wants more stdin (sent when an application read finds no buffered input).
-    /// Lets the host pace input; the host may ignore it.
-    StdinWanted = 6,
 }
 
 impl GuestTag {
@@ -59,7 +56,6 @@ impl GuestTag {
             3 => GuestTag::Log,
             4 => GuestTag::Exit,
             5 => GuestTag::Timing,
-            6 => GuestTag::StdinWanted,
             _ => return None,
         })
     }

@@ -58,10 +58,6 @@ pub fn set_verbose(verbose: bool) {
     );
 }
 
-pub fn verbose() -> bool {
-    VERBOSE.load(Ordering::Relaxed)
-}
-
 /// Send one frame (split if longer than a frame may be).
 pub fn send(tag: GuestTag, payload: &[u8]) {
     skiff_arch::cpu::without_interrupts(|| {
@@ -204,8 +200,10 @@ pub fn stdin_ready() -> bool {
 /// Halt until an interrupt arrives or `timeout_ns` passes (a waiter's primitive: the
 /// caller re-checks its condition afterwards). Returns at once if input is waiting.
 pub fn wait_for_input(timeout_ns: u64) {
+    // Interrupts are masked between the check and the halt so the wake-up interrupt
+    // cannot slip in unnoticed; `sti; hlt` re-enables them atomically.
     skiff_arch::cpu::disable_interrupts();
-    if matches!(peek_input(), PeekInput::Empty) {
+    if !input_waiting() {
         serial::set_receive_interrupt(true);
         skiff_arch::lapic::arm_oneshot_ns(timeout_ns.clamp(1, POLL_FALLBACK_NS));
         skiff_arch::cpu::enable_interrupts_and_halt();
@@ -220,57 +218,22 @@ pub fn read_stdin(buf: &mut [u8]) -> usize {
     if buf.is_empty() {
         return 0;
     }
-    let mut asked = false;
     loop {
         match try_read_stdin(buf) {
             StdinRead::Data(n) => return n,
             StdinRead::Eof => return 0,
-            StdinRead::Empty => {
-                if !asked {
-                    send(GuestTag::StdinWanted, &[]);
-                    asked = true;
-                }
-                // Interrupts are masked between the check and the halt so the wake-up
-                // interrupt cannot slip in unnoticed; `sti; hlt` re-enables atomically.
-                skiff_arch::cpu::disable_interrupts();
-                if matches!(peek_input(), PeekInput::Empty) {
-                    // The receive interrupt wakes us; the timer is a safety net in case an
-                    // interrupt was lost (the UART raises it only on a FIFO transition).
-                    serial::set_receive_interrupt(true);
-                    skiff_arch::lapic::arm_oneshot_ns(POLL_FALLBACK_NS);
-                    skiff_arch::cpu::enable_interrupts_and_halt();
-                } else {
-                    skiff_arch::cpu::enable_interrupts();
-                }
-            }
+            StdinRead::Empty => wait_for_input(POLL_FALLBACK_NS),
         }
     }
 }
 
-/// How long a reader waiting for stdin halts before polling the UART anyway.
+/// How long a waiter halts before polling the UART anyway: the receive interrupt
+/// normally wakes it, and the timer is a safety net in case an interrupt was lost (the
+/// UART raises it only on a FIFO transition).
 const POLL_FALLBACK_NS: u64 = 10_000_000;
 
-enum PeekInput {
-    Ready,
-    Empty,
-}
-
-fn peek_input() -> PeekInput {
+/// Whether input is buffered, at end of file, or waiting in the UART.
+fn input_waiting() -> bool {
     let input = INPUT.lock();
-    if !input.data.is_empty() || input.eof || skiff_arch::serial::has_input() {
-        PeekInput::Ready
-    } else {
-        PeekInput::Empty
-    }
-}
-
-/// A `fmt::Write` that sends to the application's stderr (for fault reports that the
-/// user must see even without `--verbose`).
-pub struct StderrWriter;
-
-impl Write for StderrWriter {
-    fn write_str(&mut self, s: &str) -> fmt::Result {
-        write_stderr(s.as_bytes());
-        Ok(())
-    }
+    !input.data.is_empty() || input.eof || skiff_arch::serial::has_input()
 }
