@@ -51,6 +51,13 @@ pub unsafe fn wrmsr(msr: u32, value: u64) {
     }
 }
 
+/// The operand of `lgdt`/`lidt`.
+#[repr(C, packed)]
+pub struct DescriptorTablePointer {
+    pub limit: u16,
+    pub base: u64,
+}
+
 #[inline]
 pub fn rdtsc() -> u64 {
     let (lo, hi): (u32, u32);
@@ -94,22 +101,6 @@ pub fn flush_tlb_all() {
 pub fn invlpg(addr: u64) {
     // SAFETY: INVLPG only drops a cached translation.
     unsafe { asm!("invlpg [{}]", in(reg) addr, options(nostack, preserves_flags)) }
-}
-
-#[inline]
-pub fn read_cr4() -> u64 {
-    let v: u64;
-    // SAFETY: reading CR4 has no side effects.
-    unsafe { asm!("mov {}, cr4", out(reg) v, options(nomem, nostack, preserves_flags)) }
-    v
-}
-
-/// # Safety
-/// The caller must only set bits the CPU supports and the kernel is prepared for.
-#[inline]
-pub unsafe fn write_cr4(v: u64) {
-    // SAFETY: delegated to the caller.
-    unsafe { asm!("mov cr4, {}", in(reg) v, options(nostack, preserves_flags)) }
 }
 
 #[inline]
@@ -177,9 +168,7 @@ pub fn halt_forever() -> ! {
 pub struct Features {
     pub hwcap: u32,
     pub rdrand: bool,
-    pub xsave: bool,
     pub fsgsbase: bool,
-    pub invariant_tsc: bool,
     pub vendor: [u8; 12],
     pub brand: [u8; 48],
     pub family: u32,
@@ -208,7 +197,6 @@ pub fn features() -> Features {
             }
         }
     }
-    let invariant_tsc = maxext >= 0x8000_0007 && cpuid(0x8000_0007, 0).3 & (1 << 8) != 0;
     let base_family = (a1 >> 8) & 0xf;
     let family = if base_family == 0xf {
         base_family + ((a1 >> 20) & 0xff)
@@ -224,9 +212,7 @@ pub fn features() -> Features {
     Features {
         hwcap: d1,
         rdrand: c1 & (1 << 30) != 0,
-        xsave: c1 & (1 << 26) != 0,
         fsgsbase: b7 & 1 != 0,
-        invariant_tsc,
         vendor,
         brand,
         family,

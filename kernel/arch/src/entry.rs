@@ -130,6 +130,43 @@ pub fn syscall_entry_address() -> u64 {
 // code skip the dummy push.
 global_asm!(
     r#"
+    /* The general registers in TrapFrame order (r15 lowest); one definition for the
+       trap and syscall paths. */
+    .macro skiff_push_gprs
+        pushq %rax
+        pushq %rbx
+        pushq %rcx
+        pushq %rdx
+        pushq %rsi
+        pushq %rdi
+        pushq %rbp
+        pushq %r8
+        pushq %r9
+        pushq %r10
+        pushq %r11
+        pushq %r12
+        pushq %r13
+        pushq %r14
+        pushq %r15
+    .endm
+    .macro skiff_pop_gprs
+        popq %r15
+        popq %r14
+        popq %r13
+        popq %r12
+        popq %r11
+        popq %r10
+        popq %r9
+        popq %r8
+        popq %rbp
+        popq %rdi
+        popq %rsi
+        popq %rdx
+        popq %rcx
+        popq %rbx
+        popq %rax
+    .endm
+
     .section .text.skiff_entry, "ax"
     .p2align 4
     .global skiff_trap_stubs
@@ -186,21 +223,7 @@ skiff_trap_common:
     leaq -16(%rbx), %rsp
     popq %rax
     popq %rbx
-    pushq %rax
-    pushq %rbx
-    pushq %rcx
-    pushq %rdx
-    pushq %rsi
-    pushq %rdi
-    pushq %rbp
-    pushq %r8
-    pushq %r9
-    pushq %r10
-    pushq %r11
-    pushq %r12
-    pushq %r13
-    pushq %r14
-    pushq %r15
+    skiff_push_gprs
     cld
     movq %rsp, %rbx
     subq $512, %rsp
@@ -212,21 +235,7 @@ skiff_trap_common:
     movq %rbx, %rsp
     .global skiff_trap_return
 skiff_trap_return:
-    popq %r15
-    popq %r14
-    popq %r13
-    popq %r12
-    popq %r11
-    popq %r10
-    popq %r9
-    popq %r8
-    popq %rbp
-    popq %rdi
-    popq %rsi
-    popq %rdx
-    popq %rcx
-    popq %rbx
-    popq %rax
+    skiff_pop_gprs
     addq $16, %rsp
     iretq
 
@@ -242,21 +251,7 @@ skiff_syscall_entry:
     pushq %rcx
     pushq $0
     pushq ${sysvec}
-    pushq %rax
-    pushq %rbx
-    pushq %rcx
-    pushq %rdx
-    pushq %rsi
-    pushq %rdi
-    pushq %rbp
-    pushq %r8
-    pushq %r9
-    pushq %r10
-    pushq %r11
-    pushq %r12
-    pushq %r13
-    pushq %r14
-    pushq %r15
+    skiff_push_gprs
     movq %rsp, %rbx
     subq $512, %rsp
     andq $-64, %rsp
@@ -269,21 +264,7 @@ skiff_syscall_entry:
     movq %rbx, %rsp
     testq %rax, %rax
     jnz skiff_trap_return
-    popq %r15
-    popq %r14
-    popq %r13
-    popq %r12
-    popq %r11
-    popq %r10
-    popq %r9
-    popq %r8
-    popq %rbp
-    popq %rdi
-    popq %rsi
-    popq %rdx
-    popq %rcx
-    popq %rbx
-    popq %rax
+    skiff_pop_gprs
     /* rip, cs, rflags, rsp, ss remain after vector and error */
     movq 16(%rsp), %rcx
     movq 32(%rsp), %r11

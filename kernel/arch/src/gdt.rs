@@ -44,12 +44,6 @@ static mut TSS: Tss = Tss {
 };
 static mut GDT: [u64; 5] = [0, 0x00af_9a00_0000_ffff, 0x00cf_9200_0000_ffff, 0, 0];
 
-#[repr(C, packed)]
-struct Pointer {
-    limit: u16,
-    base: u64,
-}
-
 /// Load the GDT and TSS of the boot CPU.
 pub fn init() {
     // SAFETY: runs once on the boot CPU with interrupts disabled; the statics are only
@@ -71,7 +65,7 @@ pub fn init() {
         let gdt = &raw mut GDT;
         (*gdt)[3] = low;
         (*gdt)[4] = base >> 32;
-        let ptr = Pointer {
+        let ptr = crate::cpu::DescriptorTablePointer {
             limit: (core::mem::size_of::<[u64; 5]>() - 1) as u16,
             base: gdt as u64,
         };

@@ -46,12 +46,6 @@ static mut IDT: [Gate; 256] = [Gate {
     reserved: 0,
 }; 256];
 
-#[repr(C, packed)]
-struct Pointer {
-    limit: u16,
-    base: u64,
-}
-
 /// Fill and load the IDT. Every gate is an interrupt gate (IF cleared on entry).
 pub fn init() {
     // SAFETY: runs once per CPU during boot with interrupts disabled; the table is
@@ -75,7 +69,7 @@ pub fn init() {
                 reserved: 0,
             };
         }
-        let ptr = Pointer {
+        let ptr = crate::cpu::DescriptorTablePointer {
             limit: (core::mem::size_of::<[Gate; 256]>() - 1) as u16,
             base: idt as u64,
         };

@@ -109,8 +109,3 @@ pub fn arm_oneshot_ns(ns: u64) {
     write(REG_LVT_TIMER, crate::idt::vectors::TIMER as u32);
     write(REG_TIMER_INIT, ticks as u32);
 }
-
-/// Stop the timer.
-pub fn disarm() {
-    write(REG_TIMER_INIT, 0);
-}

@@ -19,7 +19,7 @@ pub fn init(tsc_at_boot: u64, tsc_hz: u64) {
     );
 }
 
-/// Record the wall-clock time that corresponds to the current monotonic time.
+/// Set the wall clock: `unix_ns` is the time now (boot, settimeofday, clock_settime).
 pub fn set_realtime_now(unix_ns: i64) {
     REALTIME_AT_BOOT_NS.store(unix_ns - monotonic_ns() as i64, Ordering::Relaxed);
 }
@@ -41,9 +41,4 @@ pub fn monotonic_ns() -> u64 {
 /// Nanoseconds since the Unix epoch.
 pub fn realtime_ns() -> i64 {
     REALTIME_AT_BOOT_NS.load(Ordering::Relaxed) + monotonic_ns() as i64
-}
-
-/// Adjust the wall clock (settimeofday / clock_settime).
-pub fn set_realtime(unix_ns: i64) {
-    set_realtime_now(unix_ns);
 }
