@@ -15,8 +15,9 @@ use skiff_syscall::fault::{self, FaultOutcome};
 pub fn handle(frame: &mut TrapFrame) {
     match frame.vector {
         vectors::TIMER => {
+            // Its only job is to end a `hlt`: sleepers and waiters re-check their
+            // deadline when they wake.
             lapic::eoi();
-            skiff_syscall::timer_tick();
         }
         v if v == vectors::IRQ_BASE + skiff_arch::serial::IRQ as u64 => {
             console::on_receive_interrupt();

@@ -33,8 +33,15 @@ pub struct KernelEntropy {
     state: AtomicU64,
 }
 
+static ENTROPY: spin::Once<KernelEntropy> = spin::Once::new();
+
+/// The kernel's one entropy source (probed once: CPUID, then a test RDRAND).
+pub fn entropy() -> &'static KernelEntropy {
+    ENTROPY.call_once(KernelEntropy::probe)
+}
+
 impl KernelEntropy {
-    pub fn new() -> KernelEntropy {
+    fn probe() -> KernelEntropy {
         let rdrand = cpu::features().rdrand && cpu::rdrand().is_some();
         if !rdrand {
             skiff_console::warn!(
@@ -63,18 +70,21 @@ impl KernelEntropy {
     }
 }
 
-impl Default for KernelEntropy {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
 impl Entropy for KernelEntropy {
     fn fill(&self, buf: &mut [u8]) {
         for chunk in buf.chunks_mut(8) {
             let v = self.next().to_le_bytes();
             chunk.copy_from_slice(&v[..chunk.len()]);
         }
+    }
+}
+
+/// `/dev/urandom`'s view of [`entropy`].
+pub struct EntropyHandle;
+
+impl Entropy for EntropyHandle {
+    fn fill(&self, buf: &mut [u8]) {
+        entropy().fill(buf)
     }
 }
 

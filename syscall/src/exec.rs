@@ -2,8 +2,9 @@
 //! configuration the CLI left there, load the ELF into the address space with Linux's
 //! layout, build the initial stack, open the console descriptors, and jump.
 
-use crate::env::{KernelClock, KernelEntropy, KernelProcessInfo, SerialConsole};
+use crate::env::{EntropyHandle, KernelClock, KernelProcessInfo, SerialConsole};
 use crate::process::{self, Process, SigAction};
+use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::sync::atomic::AtomicU64;
@@ -12,6 +13,7 @@ use skiff_arch::{cpu, time, TrapFrame};
 use skiff_bootproto::{BootTiming, ExitReport, GuestTag, RunConfig, RUN_CONFIG_PATH};
 use skiff_console as console;
 use skiff_errno::{Errno, KResult};
+use skiff_fs::Entropy;
 use skiff_fs::{FsContext, OpenFile, OpenFlags, StdStream, Vfs};
 use skiff_loader::{stack, ExecKind, Executable};
 use skiff_mm::paging::UserPageTable;
@@ -77,7 +79,7 @@ pub fn start(boot: BootParams<'_>) -> ! {
     if let Err(e) = vfs.mount_standard(
         Arc::new(SerialConsole),
         console_is_tty,
-        Arc::new(KernelEntropy::new()),
+        Arc::new(EntropyHandle),
         Arc::new(KernelProcessInfo),
     ) {
         fail(
@@ -162,19 +164,19 @@ pub fn start(boot: BootParams<'_>) -> ! {
         ),
     };
 
-    let process = process::install(Process {
+    process::install(Process {
         fs,
         aspace: Mutex::new(aspace),
         exe_path: config.exe.clone(),
         argv: config.argv.clone(),
         envp: config.envp.clone(),
         clear_child_tid: AtomicU64::new(0),
+        robust_list: AtomicU64::new(0),
         rlimits: Mutex::new(process::default_rlimits()),
         sigactions: Mutex::new([SigAction::default(); 64]),
         sigmask: AtomicU64::new(0),
         hostname: Mutex::new(b"skiff".to_vec()),
     });
-    let _ = process;
     if boot.timing {
         let t = BootTiming {
             entry_to_app_ns: time::monotonic_ns(),
@@ -194,8 +196,6 @@ pub fn start(boot: BootParams<'_>) -> ! {
     cpu::set_fs_base(0);
     skiff_arch::entry::enter_app(&frame)
 }
-
-use alloc::string::String;
 
 fn read_run_config(vfs: &Arc<Vfs>) -> RunConfig {
     let root = vfs.root();
@@ -271,7 +271,15 @@ fn load_image(
         ExecKind::StaticPie => {
             // Like Linux for a PIE without interpreter: wherever mmap would put it.
             let span = page_up(exe.max_vaddr) - page_down(exe.min_vaddr);
-            let base = aspace.mmap(pt, 0, span, 0, 0x22, Backing::Anonymous)?;
+            let flags = skiff_vm::abi::MAP_PRIVATE | skiff_vm::abi::MAP_ANONYMOUS;
+            let base = aspace.mmap(
+                pt,
+                0,
+                span,
+                skiff_vm::abi::PROT_NONE,
+                flags,
+                Backing::Anonymous,
+            )?;
             aspace.munmap(pt, base, span)?;
             base - page_down(exe.min_vaddr)
         }
@@ -347,7 +355,7 @@ fn build_stack(
     config: &RunConfig,
 ) -> KResult<u64> {
     let mut random = [0u8; 16];
-    skiff_fs::Entropy::fill(&KernelEntropy::new(), &mut random);
+    crate::env::entropy().fill(&mut random);
     let mut aux = stack::AuxValues::for_executable(exe, bias);
     aux.hwcap = cpu::features().hwcap as u64;
     aux.minsigstksz = Some(MIN_SIGSTACK);

@@ -79,7 +79,7 @@ pub fn page_fault(frame: &mut TrapFrame, addr: u64) -> FaultOutcome {
             Access::Exec => "instruction fetch",
         };
         terminate(
-            frame,
+            Some(frame),
             signal as u8,
             format_args!(
                 "{} at address {:#x} ({}) at rip {:#x}",
@@ -100,7 +100,7 @@ pub fn app_exception(frame: &mut TrapFrame) {
         _ => SIGSEGV,
     };
     terminate(
-        frame,
+        Some(frame),
         signal,
         format_args!(
             "{} (vector {}) at rip {:#x}, error code {:#x}",
@@ -124,11 +124,13 @@ pub fn signal_name(sig: u8) -> &'static str {
 }
 
 /// End the program as the signal's default action would, after a report on stderr.
-pub fn terminate(frame: &TrapFrame, signal: u8, what: core::fmt::Arguments<'_>) -> ! {
+pub fn terminate(frame: Option<&TrapFrame>, signal: u8, what: core::fmt::Arguments<'_>) -> ! {
     console::error!("{}: {}", signal_name(signal), what);
-    console::debug!(
+    if let Some(frame) = frame {
+        console::debug!(
         "registers: rax {:#x} rbx {:#x} rcx {:#x} rdx {:#x} rsi {:#x} rdi {:#x} rbp {:#x} rsp {:#x}",
         frame.rax, frame.rbx, frame.rcx, frame.rdx, frame.rsi, frame.rdi, frame.rbp, frame.rsp
     );
+    }
     console::exit(ExitReport::Signaled(signal))
 }

@@ -29,8 +29,3 @@ pub mod table;
 
 pub use exec::{start, BootParams};
 pub use table::dispatch;
-
-/// Called on every timer interrupt. Sleepers re-check their deadline when woken.
-pub fn timer_tick() {
-    sys_time::on_timer();
-}

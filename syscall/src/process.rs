@@ -40,6 +40,8 @@ pub struct Process {
     pub envp: Vec<Vec<u8>>,
     /// `set_tid_address` pointer of the main thread.
     pub clear_child_tid: AtomicU64,
+    /// `set_robust_list` head of the main thread.
+    pub robust_list: AtomicU64,
     pub rlimits: Mutex<[(u64, u64); RLIM_NLIMITS]>,
     pub sigactions: Mutex<[SigAction; 64]>,
     /// Signal mask of the main thread.

@@ -13,6 +13,8 @@ use skiff_fs::{
 
 /// Largest chunk moved between application memory and a file in one step.
 const CHUNK: usize = 1 << 20;
+/// Largest chunk read from a stream (console, pipe, device) in one step.
+const STREAM_CHUNK: usize = skiff_fs::pipe::PIPE_CAPACITY;
 const AT_EMPTY_PATH: u32 = 0x1000;
 const AT_REMOVEDIR: u32 = 0x200;
 const AT_SYMLINK_FOLLOW: u32 = 0x400;
@@ -67,10 +69,13 @@ fn check_broken_pipe<T>(r: KResult<T>) -> KResult<T> {
 fn read_to_user(f: &OpenFile, buf: UserPtr, count: usize, offset: Option<i64>) -> KResult<u64> {
     buf.check(count)?;
     let regular = is_regular(f);
+    // A console or pipe read returns at most what is queued (a pipe holds 64 KiB), so a
+    // large application buffer need not cost a large zeroed kernel buffer per call.
+    let chunk = if regular { CHUNK } else { STREAM_CHUNK };
     let mut done = 0usize;
-    let mut kbuf = vec![0u8; count.min(CHUNK)];
+    let mut kbuf = vec![0u8; count.min(chunk)];
     while done < count {
-        let want = (count - done).min(CHUNK);
+        let want = (count - done).min(chunk);
         let n = match offset {
             Some(off) => f.pread(&mut kbuf[..want], off + done as i64),
             None if done == 0 => blocking(f, || f.read(&mut kbuf[..want])),
@@ -268,12 +273,11 @@ pub fn sendfile(a: &Args) -> KResult<u64> {
     Ok(done as u64)
 }
 
+/// Every flag `open` knows. Linux drops unknown bits for open/openat (only openat2
+/// rejects them), and so do we.
 const OPEN_KNOWN: u32 = 0o37777777;
 
 fn open_common(d: DirFd, path: &[u8], flags: u32, mode: u32) -> KResult<u64> {
-    if flags & !OPEN_KNOWN != 0 {
-        // Linux ignores unknown open flags for open/openat (only openat2 rejects them).
-    }
     let fd = current().fs.open(
         dirfd_raw(d),
         path,

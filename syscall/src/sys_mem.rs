@@ -160,8 +160,10 @@ pub fn mincore(_a: &Args) -> KResult<u64> {
 
 pub fn mlock(a: &Args) -> KResult<u64> {
     use crate::nr::{MLOCK, MLOCKALL};
-    // Memory is never swapped out, so locking only has to make the pages present, as
-    // Linux's mlock does.
+    // Memory is never swapped out, so mlock only has to make the range present, as
+    // Linux's does. mlockall leaves pages to fault in on first touch: populating every
+    // reserved mapping (runtimes reserve gigabytes) would exhaust memory, and nothing
+    // can be paged out later anyway.
     let p = current();
     let mut aspace = p.aspace.lock();
     match a.nr {

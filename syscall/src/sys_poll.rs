@@ -13,7 +13,6 @@ use skiff_arch::time;
 use skiff_errno::{Errno, KResult};
 
 const POLLIN: u16 = 0x001;
-const POLLPRI: u16 = 0x002;
 const POLLOUT: u16 = 0x004;
 const POLLNVAL: u16 = 0x020;
 const POLLRDNORM: u16 = 0x040;
@@ -37,7 +36,7 @@ fn revents(fd: i32, events: u16) -> u16 {
     if w && file.is_writable() {
         out |= events & (POLLOUT | POLLWRNORM);
     }
-    out & !POLLPRI
+    out
 }
 
 /// Repeat `scan` until it reports something or the deadline (monotonic ns; `None` =

@@ -8,7 +8,7 @@
 use crate::args::Args;
 use crate::fault::{signal_name, terminate};
 use crate::process::{current, SigAction, PID, RLIM_INFINITY, RLIM_NLIMITS};
-use skiff_arch::{cpu, time, TrapFrame};
+use skiff_arch::{cpu, time};
 use skiff_bootproto::ExitReport;
 use skiff_errno::{Errno, KResult};
 use skiff_fs::Entropy;
@@ -134,12 +134,19 @@ pub fn set_tid_address(a: &Args) -> KResult<u64> {
     Ok(PID as u64)
 }
 
+/// `sizeof(struct robust_list_head)`.
+const ROBUST_LIST_HEAD_SIZE: usize = 24;
+
 pub fn set_robust_list(a: &Args) -> KResult<u64> {
-    // The list matters when a thread dies holding a robust mutex; with one thread the
-    // process ends with it. Recorded semantics arrive with threads.
-    if a.usize(1) != 24 {
+    if a.usize(1) != ROBUST_LIST_HEAD_SIZE {
         return Err(Errno::EINVAL);
     }
+    // Recorded for get_robust_list. The kernel walks the list when a thread dies
+    // holding robust mutexes; with one thread the whole process ends with it, so there
+    // is no one left to wake until threads arrive.
+    current()
+        .robust_list
+        .store(a.raw(0), core::sync::atomic::Ordering::Relaxed);
     Ok(0)
 }
 
@@ -147,8 +154,12 @@ pub fn get_robust_list(a: &Args) -> KResult<u64> {
     if a.int(0) != 0 && a.int(0) != PID as i32 {
         return Err(Errno::ESRCH);
     }
-    a.ptr(1).write(&0u64)?;
-    a.ptr(2).write(&24u64)?;
+    a.ptr(1).write(
+        &current()
+            .robust_list
+            .load(core::sync::atomic::Ordering::Relaxed),
+    )?;
+    a.ptr(2).write(&(ROBUST_LIST_HEAD_SIZE as u64))?;
     Ok(0)
 }
 
@@ -239,7 +250,7 @@ pub fn getrandom(a: &Args) -> KResult<u64> {
     }
     let len = a.usize(1).min(i32::MAX as usize);
     a.ptr(0).check(len)?;
-    let entropy = crate::env::KernelEntropy::new();
+    let entropy = crate::env::entropy();
     let mut buf = [0u8; 256];
     let mut done = 0;
     while done < len {
@@ -338,8 +349,11 @@ pub fn getrusage(a: &Args) -> KResult<u64> {
             let ns = time::monotonic_ns();
             buf[0..8].copy_from_slice(&(ns / 1_000_000_000).to_le_bytes());
             buf[8..16].copy_from_slice(&((ns % 1_000_000_000) / 1000).to_le_bytes());
-            let rss_kb = current().aspace.lock().total_mapped() / 1024;
-            buf[32..40].copy_from_slice(&rss_kb.to_le_bytes());
+            // ru_maxrss: all memory in use belongs to this one program (the kernel's
+            // own share included), which bounds its resident set from above.
+            let s = skiff_mm::frames::stats();
+            let used_kb = (s.total_frames - s.free_frames) * 4;
+            buf[32..40].copy_from_slice(&used_kb.to_le_bytes());
         }
         RUSAGE_CHILDREN => {}
         _ => return Err(Errno::EINVAL),
@@ -401,22 +415,42 @@ pub fn prctl(a: &Args) -> KResult<u64> {
             })?;
             let mut n = [0u8; 16];
             n[..name.len().min(15)].copy_from_slice(&name[..name.len().min(15)]);
-            *THREAD_NAME.lock() = n;
+            *THREAD_NAME.lock() = Some(n);
             Ok(0)
         }
         PR_GET_NAME => {
-            let n = *THREAD_NAME.lock();
+            let n = THREAD_NAME.lock().unwrap_or_else(default_thread_name);
             a.ptr(1).write_bytes(&n)?;
             Ok(0)
         }
         PR_GET_SECCOMP => Ok(0),
-        PR_SET_NO_NEW_PRIVS => Ok(0),
-        PR_GET_NO_NEW_PRIVS => Ok(1),
+        PR_SET_NO_NEW_PRIVS => {
+            // Once set it can never be cleared; nothing in Skiff grants privileges, so
+            // the flag has nothing further to restrict.
+            if a.raw(1) != 1 || a.raw(2) != 0 || a.raw(3) != 0 || a.raw(4) != 0 {
+                return Err(Errno::EINVAL);
+            }
+            NO_NEW_PRIVS.store(true, core::sync::atomic::Ordering::Relaxed);
+            Ok(0)
+        }
+        PR_GET_NO_NEW_PRIVS => Ok(NO_NEW_PRIVS.load(core::sync::atomic::Ordering::Relaxed) as u64),
         _ => Err(Errno::EINVAL),
     }
 }
 
-static THREAD_NAME: spin::Mutex<[u8; 16]> = spin::Mutex::new(*b"main\0\0\0\0\0\0\0\0\0\0\0\0");
+/// The name set with PR_SET_NAME; until then Linux's default, the executable's
+/// basename cut to 15 bytes.
+static THREAD_NAME: spin::Mutex<Option<[u8; 16]>> = spin::Mutex::new(None);
+static NO_NEW_PRIVS: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+
+fn default_thread_name() -> [u8; 16] {
+    let exe = &current().exe_path;
+    let base = exe.rsplit(|&b| b == b'/').next().unwrap_or(exe);
+    let mut n = [0u8; 16];
+    let len = base.len().min(15);
+    n[..len].copy_from_slice(&base[..len]);
+    n
+}
 
 // ----- signals --------------------------------------------------------------------
 
@@ -424,8 +458,6 @@ const SIGKILL: usize = 9;
 const SIGSTOP: usize = 19;
 const SIG_DFL: u64 = 0;
 const SIG_IGN: u64 = 1;
-const SA_ONSTACK_ETC: u64 =
-    0x0800_0000 | 0x1000_0000 | 0x4000_0000 | 0x8000_0000 | 0x4 | 0x1 | 0x2 | 0x0400_0000;
 const SIGSET_SIZE: usize = 8;
 
 fn sig_index(sig: i32) -> KResult<usize> {
@@ -448,7 +480,6 @@ pub fn rt_sigaction(a: &Args) -> KResult<u64> {
             return Err(Errno::EINVAL);
         }
         let raw: [u64; 4] = a.ptr(1).read()?;
-        let _ = SA_ONSTACK_ETC;
         Some(SigAction {
             handler: raw[0],
             flags: raw[1],
@@ -531,7 +562,7 @@ fn default_action(sig: usize) {
         return;
     }
     terminate(
-        &TrapFrame::default(),
+        None,
         sig as u8,
         format_args!("{} sent by the program to itself", signal_name(sig as u8)),
     );

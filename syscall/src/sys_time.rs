@@ -33,8 +33,8 @@ fn cpu_time_ns() -> i64 {
 /// The reading of clock `id` in nanoseconds.
 fn read_clock(id: i32) -> KResult<i64> {
     if id < 0 {
-        // CPU-time clocks of other processes and threads (encoded negative ids): only
-        // our own exist, and the encoding for pid 0/1 is accepted below.
+        // CPU-time clocks of processes and threads named by pid (encoded negative
+        // ids, as clock_getcpuclockid makes them) are not supported yet.
         return Err(Errno::EINVAL);
     }
     Ok(match id as u32 {
@@ -110,7 +110,7 @@ pub fn settimeofday(a: &Args) -> KResult<u64> {
     if tv[0] < 0 || !(0..1_000_000).contains(&tv[1]) {
         return Err(Errno::EINVAL);
     }
-    time::set_realtime(tv[0] * NSEC + tv[1] * 1000);
+    time::set_realtime_now(tv[0] * NSEC + tv[1] * 1000);
     Ok(0)
 }
 
@@ -118,14 +118,10 @@ pub fn clock_settime(a: &Args) -> KResult<u64> {
     let ns = read_timespec(a.ptr(1))?;
     match a.u32(0) {
         CLOCK_REALTIME => {
-            time::set_realtime(ns);
+            time::set_realtime_now(ns);
             Ok(0)
         }
-        CLOCK_MONOTONIC
-        | CLOCK_BOOTTIME
-        | CLOCK_MONOTONIC_RAW
-        | CLOCK_PROCESS_CPUTIME_ID
-        | CLOCK_THREAD_CPUTIME_ID => Err(Errno::EINVAL),
+        // Monotonic and CPU-time clocks cannot be set, on Linux either.
         _ => Err(Errno::EINVAL),
     }
 }
@@ -182,6 +178,3 @@ pub fn clock_nanosleep(a: &Args) -> KResult<u64> {
     sleep_until(deadline);
     Ok(0)
 }
-
-/// Timer interrupt: the sleeper (if any) re-checks its deadline after `hlt` returns.
-pub fn on_timer() {}
