@@ -6,6 +6,7 @@
 //! guest's root filesystem, [`qemu`] builds QEMU's command line, [`accel`] picks the
 //! accelerator, [`session`] and [`console`] connect the running guest to the terminal,
 //! and [`status`] maps how the program ended to skiff's exit status.
+#![deny(unsafe_code)]
 
 mod accel;
 mod console;

@@ -237,6 +237,7 @@ impl Session {
         // prctl(2), which is async-signal-safe and touches no memory of the parent. The
         // death signal is tied to the spawning thread, which is the main thread here and
         // lives as long as skiff does.
+        #[allow(unsafe_code)]
         unsafe {
             command.pre_exec(|| {
                 if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) != 0 {

@@ -18,6 +18,7 @@
 //! Environment knobs: `SKIFF_BIN` (the CLI), `SKIFF_QEMU` (the QEMU binary the CLI will
 //! use, checked for existence only), `SKIFF_SKIP_GUEST=1`, `SKIFF_TEST_PROGRAMS`,
 //! `SKIFF_TEST_JOBS` (concurrent guests, default: number of CPUs).
+#![deny(unsafe_code)]
 
 pub mod cases;
 
