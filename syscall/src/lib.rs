@@ -20,6 +20,7 @@ pub mod exec;
 pub mod fault;
 pub mod nr;
 pub mod process;
+pub mod signal;
 mod sys_fs;
 mod sys_mem;
 mod sys_poll;

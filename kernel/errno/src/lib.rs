@@ -179,6 +179,13 @@ impl Errno {
     pub const EOWNERDEAD: Errno = Errno(130);
     /// State not recoverable.
     pub const ENOTRECOVERABLE: Errno = Errno(131);
+    /// Kernel-internal: a blocking call was interrupted by a signal; the syscall layer
+    /// restarts it if the handler has `SA_RESTART` (or no handler runs) and otherwise
+    /// reports `EINTR`. Never reaches the application.
+    pub const ERESTARTSYS: Errno = Errno(512);
+    /// Kernel-internal: like `ERESTARTSYS`, but `EINTR` whenever a handler runs, whatever
+    /// its `SA_RESTART` (Linux's `ERESTARTNOHAND`: `pause`, `sigsuspend`, `poll`).
+    pub const ERESTARTNOHAND: Errno = Errno(514);
     /// Alias of `EAGAIN`.
     pub const EWOULDBLOCK: Errno = Errno::EAGAIN;
     /// Alias of `EOPNOTSUPP`.
@@ -213,6 +220,11 @@ impl Errno {
             .iter()
             .find(|(c, _, _)| *c == self.0)
             .map_or("Unknown error", |e| e.2)
+    }
+
+    /// Whether this is one of the kernel-internal restart codes.
+    pub const fn is_restart(self) -> bool {
+        matches!(self.0, 512 | 514)
     }
 
     /// The value a syscall returns in `rax` for this error.
@@ -331,6 +343,12 @@ static TABLE: &[(u16, &str, &str)] = &[
     (125, "ECANCELED", "Operation canceled"),
     (130, "EOWNERDEAD", "Owner died"),
     (131, "ENOTRECOVERABLE", "State not recoverable"),
+    (512, "ERESTARTSYS", "Interrupted system call (restartable)"),
+    (
+        514,
+        "ERESTARTNOHAND",
+        "Interrupted system call (restart if no handler)",
+    ),
 ];
 
 #[cfg(test)]
