@@ -18,10 +18,14 @@
 //! (`rt_sigreturn`, signal delivery) asks for the `iretq` path instead, which restores
 //! every register.
 //!
-//! Both paths save the x87/SSE state (`fxsave64`) around the Rust handler: the kernel's
-//! compiled code uses SSE registers, and Linux preserves them across syscalls.
+//! Both paths save the application's vector state (`xsave64` or `fxsave64`, see
+//! [`crate::fpu`]) in a 64-byte aligned area right below the frame, around the Rust
+//! handler: the kernel's compiled code uses SSE registers, Linux preserves them across
+//! syscalls, and a thread switched out inside a handler keeps its state there. Handlers
+//! get that area as a byte slice (signal delivery copies it into the signal frame,
+//! `rt_sigreturn` and `clone` write it).
 
-use crate::percpu::{OFF_KSTACK_LO, OFF_KSTACK_TOP, OFF_USER_RSP};
+use crate::percpu::{OFF_FPU_SIZE, OFF_FPU_XSAVE, OFF_KSTACK_LO, OFF_KSTACK_TOP, OFF_USER_RSP};
 use core::arch::global_asm;
 
 /// The `vector` value of a frame built by the syscall entry.
@@ -73,11 +77,15 @@ pub enum SyscallReturn {
     Full = 1,
 }
 
-/// Handlers the kernel installs before enabling interrupts.
+/// Handlers the kernel installs before enabling interrupts. Each gets the frame and the
+/// saved vector state of the interrupted or calling code.
 #[derive(Clone, Copy)]
 pub struct Handlers {
-    pub syscall: fn(&mut TrapFrame) -> SyscallReturn,
-    pub trap: fn(&mut TrapFrame),
+    pub syscall: fn(&mut TrapFrame, &mut [u8]) -> SyscallReturn,
+    pub trap: fn(&mut TrapFrame, &mut [u8]),
+    /// Runs first on a new thread's kernel stack, before it returns to the application
+    /// (the scheduler finishes the switch there).
+    pub thread_start: fn(),
 }
 
 static HANDLERS: spin::Once<Handlers> = spin::Once::new();
@@ -87,9 +95,19 @@ pub fn set_handlers(h: Handlers) {
     HANDLERS.call_once(|| h);
 }
 
-extern "C" fn syscall_trampoline(frame: &mut TrapFrame) -> u64 {
+/// The vector-state area the stub saved at `area`.
+fn fpu_area<'a>(area: *mut u8) -> &'a mut [u8] {
+    let size = crate::percpu::this_cpu()
+        .fpu_size
+        .load(core::sync::atomic::Ordering::Relaxed) as usize;
+    // SAFETY: the entry stub reserved `fpu_size` bytes at `area` on the current kernel
+    // stack, below the frame, and nothing else refers to them while the handler runs.
+    unsafe { core::slice::from_raw_parts_mut(area, size) }
+}
+
+extern "C" fn syscall_trampoline(frame: &mut TrapFrame, area: *mut u8) -> u64 {
     match HANDLERS.get() {
-        Some(h) => (h.syscall)(frame) as u64,
+        Some(h) => (h.syscall)(frame, fpu_area(area)) as u64,
         None => {
             frame.rax = (-38i64) as u64; // ENOSYS: the kernel is not ready.
             SyscallReturn::Fast as u64
@@ -97,11 +115,17 @@ extern "C" fn syscall_trampoline(frame: &mut TrapFrame) -> u64 {
     }
 }
 
-extern "C" fn trap_trampoline(frame: &mut TrapFrame) {
+extern "C" fn trap_trampoline(frame: &mut TrapFrame, area: *mut u8) {
     if let Some(h) = HANDLERS.get() {
-        (h.trap)(frame)
+        (h.trap)(frame, fpu_area(area))
     } else {
         crate::serial::early_panic_trap(frame);
+    }
+}
+
+pub(crate) extern "C" fn thread_start_trampoline() {
+    if let Some(h) = HANDLERS.get() {
+        (h.thread_start)()
     }
 }
 
@@ -167,6 +191,49 @@ global_asm!(
         popq %rax
     .endm
 
+    /* Save the vector state below the current rsp (64-byte aligned); rbx keeps the
+       frame address. Clobbers rax and rdx, which the frame already holds. */
+    .macro skiff_fpu_save
+        movq %rsp, %rbx
+        subq %gs:{fpusz}, %rsp
+        andq $-64, %rsp
+        cmpq $0, %gs:{fpuxs}
+        je 91f
+        /* This is recycled stack memory, and xsave leaves most of the header alone: of
+           XSTATE_BV it writes only the bits of enabled components, and XCOMP_BV and the
+           reserved bytes not at all. xrstor faults on any stray bit there, so clear the
+           whole 64-byte header first. */
+        xorl %eax, %eax
+        movq %rax, 512(%rsp)
+        movq %rax, 520(%rsp)
+        movq %rax, 528(%rsp)
+        movq %rax, 536(%rsp)
+        movq %rax, 544(%rsp)
+        movq %rax, 552(%rsp)
+        movq %rax, 560(%rsp)
+        movq %rax, 568(%rsp)
+        movl $-1, %eax
+        movl $-1, %edx
+        xsave64 (%rsp)
+        jmp 92f
+91:
+        fxsave64 (%rsp)
+92:
+    .endm
+    /* Restore it and put rsp back on the frame. Clobbers rax and rdx. */
+    .macro skiff_fpu_restore
+        cmpq $0, %gs:{fpuxs}
+        je 93f
+        movl $-1, %eax
+        movl $-1, %edx
+        xrstor64 (%rsp)
+        jmp 94f
+93:
+        fxrstor64 (%rsp)
+94:
+        movq %rbx, %rsp
+    .endm
+
     .section .text.skiff_entry, "ax"
     .p2align 4
     .global skiff_trap_stubs
@@ -225,14 +292,14 @@ skiff_trap_common:
     popq %rbx
     skiff_push_gprs
     cld
-    movq %rsp, %rbx
-    subq $512, %rsp
-    andq $-64, %rsp
-    fxsave64 (%rsp)
+    skiff_fpu_save
     movq %rbx, %rdi
+    movq %rsp, %rsi
     call {trap}
-    fxrstor64 (%rsp)
-    movq %rbx, %rsp
+    /* A new thread starts here (see context.rs): rbx = frame, rsp = vector state. */
+    .global skiff_trap_resume
+skiff_trap_resume:
+    skiff_fpu_restore
     .global skiff_trap_return
 skiff_trap_return:
     skiff_pop_gprs
@@ -252,17 +319,15 @@ skiff_syscall_entry:
     pushq $0
     pushq ${sysvec}
     skiff_push_gprs
-    movq %rsp, %rbx
-    subq $512, %rsp
-    andq $-64, %rsp
-    fxsave64 (%rsp)
+    skiff_fpu_save
     sti
     movq %rbx, %rdi
+    movq %rsp, %rsi
     call {sys}
     cli
-    fxrstor64 (%rsp)
-    movq %rbx, %rsp
-    testq %rax, %rax
+    movq %rax, %r12
+    skiff_fpu_restore
+    testq %r12, %r12
     jnz skiff_trap_return
     skiff_pop_gprs
     /* rip, cs, rflags, rsp, ss remain after vector and error */
@@ -277,6 +342,8 @@ skiff_syscall_entry:
     klo = const OFF_KSTACK_LO,
     ktop = const OFF_KSTACK_TOP,
     urspoff = const OFF_USER_RSP,
+    fpusz = const OFF_FPU_SIZE,
+    fpuxs = const OFF_FPU_XSAVE,
     sysvec = const SYSCALL_VECTOR,
     trap = sym trap_trampoline,
     sys = sym syscall_trampoline,
@@ -305,30 +372,3 @@ const _: () = {
     assert!(core::mem::size_of::<TrapFrame>() == 22 * 8);
     assert!(has_error_code(14) && !has_error_code(3));
 };
-
-/// Start executing application code with the registers in `frame` (through the trap
-/// return path, so every register is set). The kernel stack is reset: the frame is
-/// built 4 KiB below the current `rsp`, and nothing above it is needed again.
-pub fn enter_app(frame: &TrapFrame) -> ! {
-    // SAFETY: `frame` is valid for reading 22 qwords; the destination lies on the current
-    // kernel stack below every live frame of ours; after the jump nothing of the current
-    // Rust frame is used. `fninit` and the default MXCSR give the application Linux's
-    // initial FPU state.
-    unsafe {
-        core::arch::asm!(
-            "lea rax, [rsp - 4096]",
-            "and rax, -16",
-            "mov rdi, rax",
-            "mov rcx, 22",
-            "rep movsq",
-            "mov rsp, rax",
-            "fninit",
-            "push 0x1f80",
-            "ldmxcsr [rsp]",
-            "add rsp, 8",
-            "jmp skiff_trap_return",
-            in("rsi") frame as *const TrapFrame,
-            options(noreturn)
-        )
-    }
-}

@@ -109,3 +109,8 @@ pub fn arm_oneshot_ns(ns: u64) {
     write(REG_LVT_TIMER, crate::idt::vectors::TIMER as u32);
     write(REG_TIMER_INIT, ticks as u32);
 }
+
+/// Cancel a pending one-shot timer interrupt.
+pub fn stop_timer() {
+    write(REG_TIMER_INIT, 0);
+}

@@ -22,13 +22,17 @@ pub struct PerCpu {
     pub user_rsp_scratch: u64,
     /// Logical CPU number.
     pub cpu_id: u64,
-    /// The scheduler's current-thread handle (opaque to this crate).
-    pub current: AtomicU64,
+    /// Bytes of one vector-state save area (see [`crate::fpu`]).
+    pub fpu_size: AtomicU64,
+    /// Non-zero when the save areas use `xsave` rather than `fxsave`.
+    pub fpu_xsave: AtomicU64,
 }
 
 pub const OFF_KSTACK_TOP: usize = 8;
 pub const OFF_KSTACK_LO: usize = 16;
 pub const OFF_USER_RSP: usize = 24;
+pub const OFF_FPU_SIZE: usize = 40;
+pub const OFF_FPU_XSAVE: usize = 48;
 
 static mut CPU0: PerCpu = PerCpu {
     self_ptr: 0,
@@ -36,7 +40,8 @@ static mut CPU0: PerCpu = PerCpu {
     kstack_lo: AtomicU64::new(0),
     user_rsp_scratch: 0,
     cpu_id: 0,
-    current: AtomicU64::new(0),
+    fpu_size: AtomicU64::new(crate::fpu::FXSAVE_SIZE as u64),
+    fpu_xsave: AtomicU64::new(0),
 };
 
 /// Install CPU 0's per-CPU block and point GS at it. Call once, first thing at boot.
@@ -83,5 +88,7 @@ mod tests {
             core::mem::offset_of!(PerCpu, user_rsp_scratch),
             OFF_USER_RSP
         );
+        assert_eq!(core::mem::offset_of!(PerCpu, fpu_size), OFF_FPU_SIZE);
+        assert_eq!(core::mem::offset_of!(PerCpu, fpu_xsave), OFF_FPU_XSAVE);
     }
 }
