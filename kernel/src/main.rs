@@ -34,8 +34,10 @@ fn kmain(h: BootHandoff) -> ! {
     skiff_arch::entry::set_handlers(skiff_arch::entry::Handlers {
         syscall: skiff_syscall::dispatch,
         trap: trap::handle,
+        thread_start: skiff_sched::finish_switch,
     });
     skiff_arch::entry::init_syscall();
+    skiff_arch::fpu::init();
 
     let info = match pvh::StartInfo::parse(h.start_info_phys) {
         Ok(i) => i,
@@ -126,6 +128,12 @@ fn kmain(h: BootHandoff) -> ! {
         lapic::timer_hz() / 1_000_000,
         (frames::stats().total_frames * PAGE_SIZE) >> 20
     );
+    // The boot code becomes the idle thread once the application's threads exist.
+    skiff_sched::init(stack_lo, stack_top, skiff_syscall::interrupt_pending);
+    // The boot code becomes the idle thread once the application's threads exist.
+    skiff_sched::init(stack_lo, stack_top, skiff_syscall::interrupt_pending);
+    // The boot code becomes the idle thread once the application's threads exist.
+    skiff_sched::init(stack_lo, stack_top, skiff_syscall::interrupt_pending);
     cpu::enable_interrupts();
 
     // The root filesystem and the application.

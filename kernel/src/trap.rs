@@ -1,7 +1,8 @@
 //! What each interrupt and exception vector means to Skiff.
 //!
-//! Device interrupts are acknowledged and handed to their driver. Exceptions in
-//! application code become signals (through the syscall layer, which owns the process);
+//! Device interrupts are acknowledged and handed to their driver; the timer drives the
+//! scheduler. Exceptions in application code become signals (through the syscall layer,
+//! which owns the process and delivers them before the trap returns);
 //! page faults first get a chance at demand paging. An exception in kernel code that
 //! is not a recoverable user-memory access is a kernel bug: it is reported with the
 //! registers and the machine stops with the kernel-failure status, never hangs.
@@ -12,15 +13,17 @@ use skiff_bootproto::ExitReport;
 use skiff_console as console;
 use skiff_syscall::fault::{self, FaultOutcome};
 
-pub fn handle(frame: &mut TrapFrame) {
+pub fn handle(frame: &mut TrapFrame, fpu: &mut [u8]) {
     match frame.vector {
         vectors::TIMER => {
-            // Its only job is to end a `hlt`: sleepers and waiters re-check their
-            // deadline when they wake.
             lapic::eoi();
+            // Expire timers and end the slice; this may switch to another thread and
+            // come back much later.
+            skiff_sched::on_timer_interrupt(frame.from_app());
         }
         v if v == vectors::IRQ_BASE + skiff_arch::serial::IRQ as u64 => {
             console::on_receive_interrupt();
+            skiff_syscall::wait::io_event();
             lapic::eoi();
         }
         vectors::SPURIOUS => {}
@@ -30,6 +33,9 @@ pub fn handle(frame: &mut TrapFrame) {
             console::warn!("unexpected interrupt vector {}", v);
             lapic::eoi();
         }
+    }
+    if frame.from_app() {
+        skiff_syscall::return_to_app(frame, fpu);
     }
 }
 

@@ -100,15 +100,13 @@ impl Console for SerialConsole {
         Ok(data.len())
     }
 
-    fn read(&self, buf: &mut [u8], nonblock: bool) -> KResult<usize> {
-        if nonblock {
-            match skiff_console::try_read_stdin(buf) {
-                skiff_console::StdinRead::Data(n) => Ok(n),
-                skiff_console::StdinRead::Eof => Ok(0),
-                skiff_console::StdinRead::Empty => Err(Errno::EAGAIN),
-            }
-        } else {
-            Ok(skiff_console::read_stdin(buf))
+    /// Never blocks: with nothing buffered it reports `EAGAIN`, and the syscall layer
+    /// parks the thread until input arrives (see `crate::wait`), so other threads run.
+    fn read(&self, buf: &mut [u8], _nonblock: bool) -> KResult<usize> {
+        match skiff_console::try_read_stdin(buf) {
+            skiff_console::StdinRead::Data(n) => Ok(n),
+            skiff_console::StdinRead::Eof => Ok(0),
+            skiff_console::StdinRead::Empty => Err(Errno::EAGAIN),
         }
     }
 
@@ -197,11 +195,12 @@ impl ProcessInfo for KernelProcessInfo {
             }
             None => (0, String::new()),
         };
-        let mask = process::try_current().map_or(0, |p| p.sigmask());
+        let mask = crate::sys_signal::blocked_mask();
+        let threads = process::try_current().map_or(1, |p| p.thread_count());
         format!(
             "Name:\t{name}\nUmask:\t0022\nState:\tR (running)\nTgid:\t1\nNgid:\t0\nPid:\t1\nPPid:\t0\n\
              TracerPid:\t0\nUid:\t0\t0\t0\t0\nGid:\t0\t0\t0\t0\nFDSize:\t64\nGroups:\t\n\
-             VmSize:\t{vm:>8} kB\nThreads:\t1\nSigBlk:\t{mask:016x}\n\
+             VmSize:\t{vm:>8} kB\nThreads:\t{threads}\nSigBlk:\t{mask:016x}\n\
              Cpus_allowed:\t1\nCpus_allowed_list:\t0\n"
         )
     }

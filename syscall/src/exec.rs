@@ -1,13 +1,14 @@
 //! Starting the application: unpack the initrd into the root filesystem, read the run
 //! configuration the CLI left there, load the ELF into the address space with Linux's
-//! layout, build the initial stack, open the console descriptors, and jump.
+//! layout, build the initial stack, open the console descriptors, and start the main
+//! thread.
 
 use crate::env::{EntropyHandle, KernelClock, KernelProcessInfo, SerialConsole};
-use crate::process::{self, Process, SigAction};
+use crate::process::{self, Process};
+use crate::thread::Task;
 use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
-use core::sync::atomic::AtomicU64;
 use skiff_arch::layout::{PAGE_SIZE, USER_END};
 use skiff_arch::{cpu, time, TrapFrame};
 use skiff_bootproto::{BootTiming, ExitReport, GuestTag, RunConfig, RUN_CONFIG_PATH};
@@ -19,7 +20,6 @@ use skiff_loader::{stack, ExecKind, Executable};
 use skiff_mm::paging::UserPageTable;
 use skiff_mm::usercopy;
 use skiff_vm::{AddressSpace, Backing, Layout, MapSource, PageOps, Prot, VmaKind};
-use spin::Mutex;
 
 /// What the kernel image hands over.
 pub struct BootParams<'a> {
@@ -164,19 +164,13 @@ pub fn start(boot: BootParams<'_>) -> ! {
         ),
     };
 
-    process::install(Process {
+    let p = process::install(Process::new(
         fs,
-        aspace: Mutex::new(aspace),
-        exe_path: config.exe.clone(),
-        argv: config.argv.clone(),
-        envp: config.envp.clone(),
-        clear_child_tid: AtomicU64::new(0),
-        robust_list: AtomicU64::new(0),
-        rlimits: Mutex::new(process::default_rlimits()),
-        sigactions: Mutex::new([SigAction::default(); 64]),
-        sigmask: AtomicU64::new(0),
-        hostname: Mutex::new(b"skiff".to_vec()),
-    });
+        aspace,
+        config.exe.clone(),
+        config.argv.clone(),
+        config.envp.clone(),
+    ));
     if boot.timing {
         let t = BootTiming {
             entry_to_app_ns: time::monotonic_ns(),
@@ -193,8 +187,22 @@ pub fn start(boot: BootParams<'_>) -> ! {
         rflags: 0x202,
         ..TrapFrame::default()
     };
-    cpu::set_fs_base(0);
-    skiff_arch::entry::enter_app(&frame)
+    let mut fpu = alloc::vec![0u8; skiff_arch::fpu::format().size];
+    skiff_arch::fpu::write_init_state(&mut fpu);
+    let tid = p.allocate_tid();
+    let task = Task::new(tid, 0);
+    {
+        let mut threads = p.threads.lock();
+        match skiff_sched::spawn(tid, &frame, &fpu, 0, alloc::boxed::Box::new(task)) {
+            Ok(t) => threads.insert(tid, t),
+            Err(_) => fail(
+                ExitReport::KernelFailure,
+                format_args!("{}: no memory for the main thread", exe_name),
+            ),
+        };
+    }
+    // The boot code becomes the idle thread; the main thread runs from here.
+    skiff_sched::run_idle()
 }
 
 fn read_run_config(vfs: &Arc<Vfs>) -> RunConfig {

@@ -4,10 +4,12 @@
 //! A page fault first goes to the address space (demand paging, stack growth). If that
 //! fails and the faulting instruction is the user-copy routine, the copy is cut short
 //! (`EFAULT` for the syscall). If the application itself faulted, it gets the signal
-//! Linux would send; handlers arrive with the next issue, so today that signal's
-//! default action applies: the program is terminated with a report.
+//! Linux would send, with Linux's `si_code` and address: its handler runs when the trap
+//! returns, or, without one, the program is terminated with a report.
 
 use crate::process;
+use crate::signal::deliver::force_fault;
+use crate::signal::frame::SigInfo;
 use skiff_arch::idt::exception_name;
 use skiff_arch::layout::is_user;
 use skiff_arch::TrapFrame;
@@ -23,7 +25,7 @@ pub enum FaultOutcome {
     Resolved,
     /// Resume the interrupted user-copy at this address (it reports `EFAULT`).
     Fixup(u64),
-    /// The application was signalled (does not return today: the default action ends it).
+    /// The application was signalled; its handler runs as the trap returns.
     Signal,
     /// The kernel faulted on its own memory: a bug.
     KernelBug,
@@ -66,7 +68,7 @@ pub fn page_fault(frame: &mut TrapFrame, addr: u64) -> FaultOutcome {
         return FaultOutcome::Fixup(fixup);
     }
     if frame.from_app() {
-        let (signal, _code) = kind.signal_and_code();
+        let (signal, code) = kind.signal_and_code();
         let what = match kind {
             FaultKind::Unmapped => "address not mapped",
             FaultKind::Protection => "access not permitted by the mapping",
@@ -78,30 +80,35 @@ pub fn page_fault(frame: &mut TrapFrame, addr: u64) -> FaultOutcome {
             Access::Write => "write",
             Access::Exec => "instruction fetch",
         };
-        terminate(
-            Some(frame),
-            signal as u8,
+        force_fault(
+            frame,
+            SigInfo::fault(signal as i32, code, addr),
             format_args!(
                 "{} at address {:#x} ({}) at rip {:#x}",
                 verb, addr, what, frame.rip
             ),
         );
+        return FaultOutcome::Signal;
     }
     FaultOutcome::KernelBug
 }
 
 /// A CPU exception (other than a page fault) in application code.
 pub fn app_exception(frame: &mut TrapFrame) {
-    let signal = match frame.vector {
-        0 | 16 | 19 => SIGFPE,
-        1 | 3 => SIGTRAP,
-        6 => SIGILL,
-        17 => SIGBUS,
-        _ => SIGSEGV,
+    // Linux's signal and si_code for each vector (si_addr is the faulting instruction,
+    // except for #GP and #AC, where Linux reports 0).
+    let (signal, code, addr) = match frame.vector {
+        0 => (SIGFPE, FPE_INTDIV, frame.rip),
+        16 | 19 => (SIGFPE, 0, frame.rip),
+        1 => (SIGTRAP, TRAP_TRACE, frame.rip),
+        3 => (SIGTRAP, SI_KERNEL, 0),
+        6 => (SIGILL, ILL_ILLOPN, frame.rip),
+        17 => (SIGBUS, BUS_ADRALN, 0),
+        _ => (SIGSEGV, SI_KERNEL, 0),
     };
-    terminate(
-        Some(frame),
-        signal,
+    force_fault(
+        frame,
+        SigInfo::fault(signal as i32, code, addr),
         format_args!(
             "{} (vector {}) at rip {:#x}, error code {:#x}",
             exception_name(frame.vector),
@@ -112,6 +119,11 @@ pub fn app_exception(frame: &mut TrapFrame) {
     );
 }
 
+const FPE_INTDIV: i32 = 1;
+const TRAP_TRACE: i32 = 2;
+const ILL_ILLOPN: i32 = 2;
+const BUS_ADRALN: i32 = 1;
+const SI_KERNEL: i32 = 0x80;
 const SIGTRAP: u8 = 5;
 const SIGILL: u8 = 4;
 const SIGBUS: u8 = 7;

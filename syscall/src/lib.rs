@@ -7,8 +7,9 @@
 //! negated into `-errno` in exactly one place, [`table::dispatch`].
 //!
 //! This crate also owns the process: its file-system context, address space, identity,
-//! limits and signal dispositions ([`process`]), starting it from the initrd
-//! ([`exec`]), and what a fault in its code means ([`fault`]).
+//! limits and signal dispositions ([`process`]), its threads ([`thread`], [`futex`]),
+//! signals ([`signal`]), starting it from the initrd ([`exec`]), and what a fault in its
+//! code means ([`fault`]).
 #![cfg_attr(not(test), no_std)]
 #![deny(unsafe_code)]
 
@@ -18,6 +19,7 @@ pub mod args;
 pub mod env;
 pub mod exec;
 pub mod fault;
+pub mod futex;
 pub mod nr;
 pub mod process;
 pub mod signal;
@@ -25,8 +27,19 @@ mod sys_fs;
 mod sys_mem;
 mod sys_poll;
 mod sys_proc;
+mod sys_signal;
 mod sys_time;
+mod sys_timer;
 pub mod table;
+pub mod thread;
+pub mod wait;
 
 pub use exec::{start, BootParams};
+pub use signal::deliver::interrupt_pending;
 pub use table::dispatch;
+
+/// The last step of every interrupt or exception taken in application code: deliver
+/// pending signals (a timer may have posted one, or the fault itself).
+pub fn return_to_app(frame: &mut skiff_arch::TrapFrame, fpu: &mut [u8]) {
+    signal::deliver::deliver(frame, fpu, None);
+}

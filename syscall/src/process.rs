@@ -1,15 +1,21 @@
 //! The one process Skiff runs: its file-system context, address space, identity,
-//! resource limits, and recorded signal dispositions.
+//! resource limits, signal dispositions, process-wide pending signals and its threads.
 //!
-//! Designed to be shared by threads (the next issue): every field sits behind a lock or
-//! is atomic. Lock order: `aspace` may be taken while holding nothing else that a page
-//! fault could need; never touch application memory while holding `aspace` (a fault
-//! would need it again).
+//! Shared by all threads: every field sits behind a lock or is atomic. Lock order:
+//! `aspace` may be taken while holding nothing else that a page fault could need; never
+//! touch application memory while holding `aspace` (a fault would need it again).
+//! `sigactions`, `shared_pending` and `threads` are interrupt-safe locks, because timer
+//! expiry posts signals from interrupt context.
 
+use crate::signal::state::PendingSignals;
+use crate::thread::Task;
+use alloc::collections::BTreeMap;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use skiff_fs::FsContext;
+use skiff_sched::irq::IrqMutex;
+use skiff_sched::Thread;
 use skiff_vm::AddressSpace;
 use spin::{Mutex, Once};
 
@@ -38,16 +44,17 @@ pub struct Process {
     pub exe_path: Vec<u8>,
     pub argv: Vec<Vec<u8>>,
     pub envp: Vec<Vec<u8>>,
-    /// `set_tid_address` pointer of the main thread.
-    pub clear_child_tid: AtomicU64,
-    /// `set_robust_list` head of the main thread.
-    pub robust_list: AtomicU64,
     pub rlimits: Mutex<[(u64, u64); RLIM_NLIMITS]>,
-    pub sigactions: Mutex<[SigAction; 64]>,
-    /// Signal mask of the main thread.
-    pub sigmask: AtomicU64,
+    pub sigactions: IrqMutex<[SigAction; 64]>,
+    /// Signals sent to the process as a whole (any thread not blocking them takes them).
+    pub shared_pending: IrqMutex<PendingSignals>,
+    /// `shared_pending`'s set, readable without its lock.
+    pub shared_pending_bits: AtomicU64,
     /// Hostname set by `sethostname` (`uname` reports it).
     pub hostname: Mutex<Vec<u8>>,
+    /// Live threads by thread ID.
+    pub threads: IrqMutex<BTreeMap<u32, Arc<Thread>>>,
+    next_tid: AtomicU32,
 }
 
 static PROCESS: Once<Process> = Once::new();
@@ -86,7 +93,58 @@ pub fn default_rlimits() -> [(u64, u64); RLIM_NLIMITS] {
 }
 
 impl Process {
-    pub fn sigmask(&self) -> u64 {
-        self.sigmask.load(Ordering::Relaxed)
+    /// A process with no threads yet (`exec` adds the main thread).
+    pub fn new(
+        fs: Arc<FsContext>,
+        aspace: AddressSpace,
+        exe_path: Vec<u8>,
+        argv: Vec<Vec<u8>>,
+        envp: Vec<Vec<u8>>,
+    ) -> Process {
+        Process {
+            fs,
+            aspace: Mutex::new(aspace),
+            exe_path,
+            argv,
+            envp,
+            rlimits: Mutex::new(default_rlimits()),
+            sigactions: IrqMutex::new([SigAction::default(); 64]),
+            shared_pending: IrqMutex::new(PendingSignals::new()),
+            shared_pending_bits: AtomicU64::new(0),
+            hostname: Mutex::new(b"skiff".to_vec()),
+            threads: IrqMutex::new(BTreeMap::new()),
+            next_tid: AtomicU32::new(PID),
+        }
     }
+
+    /// A fresh thread ID (the first is the PID: the main thread's ID equals it).
+    pub fn allocate_tid(&self) -> u32 {
+        self.next_tid.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// The live thread with this ID.
+    pub fn thread(&self, tid: u32) -> Option<Arc<Thread>> {
+        self.threads.lock().get(&tid).cloned()
+    }
+
+    pub fn thread_count(&self) -> usize {
+        self.threads.lock().len()
+    }
+
+    /// The disposition of `sig` (1..=64).
+    pub fn sigaction(&self, sig: usize) -> SigAction {
+        self.sigactions.lock()[sig - 1]
+    }
+}
+
+/// The running thread.
+pub fn current_thread() -> Arc<Thread> {
+    skiff_sched::current()
+}
+
+/// The syscall-layer state of `thread` (every application thread has one).
+pub fn task_of(thread: &Thread) -> &Task {
+    thread
+        .data::<Task>()
+        .expect("an application thread without its task state")
 }

@@ -43,15 +43,30 @@ fn is_regular(f: &OpenFile) -> bool {
         .unwrap_or(false)
 }
 
-/// Run `op`, waiting while it would block on a descriptor that is not `O_NONBLOCK`.
-/// Waiting halts the CPU until an interrupt (input, a timer) and retries.
-fn blocking<T>(f: &OpenFile, mut op: impl FnMut() -> KResult<T>) -> KResult<T> {
+/// Run `op`, waiting while it would block on a descriptor that is not `O_NONBLOCK`:
+/// the thread parks until the file is ready for reading (or writing, when `writing`),
+/// then retries. A signal ends the wait; the call restarts or fails with `EINTR` per
+/// the handler's `SA_RESTART`.
+fn blocking<T>(f: &OpenFile, writing: bool, mut op: impl FnMut() -> KResult<T>) -> KResult<T> {
     loop {
         match op() {
             Err(Errno::EAGAIN) if f.status_flags() & OpenFlags::O_NONBLOCK == 0 => {
-                skiff_console::wait_for_input(10_000_000)
+                crate::wait::wait_io(None, Errno::ERESTARTSYS, || {
+                    let (r, w) = f.poll_ready();
+                    if writing {
+                        w
+                    } else {
+                        r
+                    }
+                })?;
             }
-            r => return r,
+            r => {
+                if r.is_ok() && !is_regular(f) {
+                    // A pipe's other end may be waiting for this.
+                    crate::wait::io_event();
+                }
+                return r;
+            }
         }
     }
 }
@@ -60,7 +75,7 @@ fn blocking<T>(f: &OpenFile, mut op: impl FnMut() -> KResult<T>) -> KResult<T> {
 /// ignored or blocked) and reports `EPIPE`.
 fn check_broken_pipe<T>(r: KResult<T>) -> KResult<T> {
     if r.as_ref().err() == Some(&Errno::EPIPE) {
-        crate::sys_proc::raise_signal(crate::sys_proc::SIGPIPE);
+        crate::sys_signal::raise_sigpipe();
     }
     r
 }
@@ -78,8 +93,14 @@ fn read_to_user(f: &OpenFile, buf: UserPtr, count: usize, offset: Option<i64>) -
         let want = (count - done).min(chunk);
         let n = match offset {
             Some(off) => f.pread(&mut kbuf[..want], off + done as i64),
-            None if done == 0 => blocking(f, || f.read(&mut kbuf[..want])),
-            None => f.read(&mut kbuf[..want]),
+            None if done == 0 => blocking(f, false, || f.read(&mut kbuf[..want])),
+            None => {
+                let r = f.read(&mut kbuf[..want]);
+                if r.is_ok() && !regular {
+                    crate::wait::io_event();
+                }
+                r
+            }
         };
         let n = match n {
             Ok(n) => n,
@@ -112,7 +133,7 @@ fn write_from_user(f: &OpenFile, buf: UserPtr, count: usize, offset: Option<i64>
         }
         let n = match offset {
             Some(off) => f.pwrite(&kbuf[..want], off + done as i64),
-            None => blocking(f, || f.write(&kbuf[..want])),
+            None => blocking(f, true, || f.write(&kbuf[..want])),
         };
         let n = match n {
             Ok(n) => n,
@@ -246,14 +267,14 @@ pub fn sendfile(a: &Args) -> KResult<u64> {
         let want = (count - done).min(CHUNK);
         let n = match offset {
             Some(o) => inp.pread(&mut buf[..want], o)?,
-            None => blocking(&inp, || inp.read(&mut buf[..want]))?,
+            None => blocking(&inp, false, || inp.read(&mut buf[..want]))?,
         };
         if n == 0 {
             break;
         }
         let mut w = 0;
         while w < n {
-            match check_broken_pipe(blocking(&out, || out.write(&buf[w..n]))) {
+            match check_broken_pipe(blocking(&out, true, || out.write(&buf[w..n]))) {
                 Ok(k) => w += k,
                 Err(e) if done + w == 0 => return Err(e),
                 Err(_) => break,
@@ -306,6 +327,8 @@ pub fn creat(a: &Args) -> KResult<u64> {
 pub fn close(a: &Args) -> KResult<u64> {
     let f = current().fs.fds.lock().close(a.fd(0)?)?;
     drop(f);
+    // Closing a pipe end wakes the other end (end of file, or EPIPE).
+    crate::wait::io_event();
     Ok(0)
 }
 
@@ -335,6 +358,7 @@ pub fn close_range(a: &Args) -> KResult<u64> {
         }
     }
     drop(closed);
+    crate::wait::io_event();
     Ok(0)
 }
 
@@ -345,12 +369,14 @@ pub fn dup(a: &Args) -> KResult<u64> {
 pub fn dup2(a: &Args) -> KResult<u64> {
     let (fd, old) = current().fs.fds.lock().dup2(a.int(0), a.int(1))?;
     drop(old);
+    crate::wait::io_event();
     Ok(fd as u64)
 }
 
 pub fn dup3(a: &Args) -> KResult<u64> {
     let (fd, old) = current().fs.fds.lock().dup3(a.int(0), a.int(1), a.u32(2))?;
     drop(old);
+    crate::wait::io_event();
     Ok(fd as u64)
 }
 

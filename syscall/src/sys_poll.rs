@@ -1,10 +1,10 @@
 //! `poll`, `ppoll`, `select` and `pselect6` over the readiness the files report.
 //!
 //! Regular files, directories and memory devices are always ready (as on Linux); the
-//! console's input is ready when input is buffered or at end of file. A caller with
-//! nothing ready halts until input arrives or its timeout passes. The shared wait-queue
-//! mechanism for sockets, pipes and eventfds arrives with the networking issue; signal
-//! masks passed to `ppoll`/`pselect6` are accepted (no handler can run yet).
+//! console's input is ready when input is buffered or at end of file; pipes when data
+//! or space is there. A caller with nothing ready parks until an I/O event, a signal or
+//! its timeout (see [`crate::wait`]). `ppoll` and `pselect6` wait with the signal mask
+//! they are given, restored once a handler it let through has run.
 
 use crate::args::{Args, UserPtr};
 use crate::process::current;
@@ -40,21 +40,19 @@ fn revents(fd: i32, events: u16) -> u16 {
 }
 
 /// Repeat `scan` until it reports something or the deadline (monotonic ns; `None` =
-/// forever) passes.
+/// forever) passes. A signal ends the wait with `EINTR` (after its handler runs; the
+/// call is restarted if no handler runs, as Linux does).
 fn wait_until(deadline: Option<u64>, mut scan: impl FnMut() -> KResult<usize>) -> KResult<usize> {
-    loop {
-        let n = scan()?;
-        if n > 0 {
-            return Ok(n);
+    let mut result = Ok(0);
+    let mut scan_once = || match scan() {
+        Ok(0) => false,
+        other => {
+            result = other;
+            true
         }
-        let now = time::monotonic_ns();
-        let left = match deadline {
-            Some(d) if now >= d => return Ok(0),
-            Some(d) => d - now,
-            None => u64::MAX,
-        };
-        skiff_console::wait_for_input(left);
-    }
+    };
+    crate::wait::wait_io(deadline, Errno::ERESTARTNOHAND, &mut scan_once)?;
+    result
 }
 
 fn poll_common(fds_ptr: UserPtr, nfds: usize, deadline: Option<u64>) -> KResult<u64> {
@@ -113,7 +111,12 @@ pub fn ppoll(a: &Args) -> KResult<u64> {
         return Err(Errno::EINVAL);
     }
     let deadline = read_timespec(a.ptr(2))?.and_then(deadline_after_ns);
-    poll_common(a.ptr(0), a.usize(1), deadline)
+    let mask = if a.ptr(3).is_null() {
+        None
+    } else {
+        Some(a.ptr(3).read::<u64>()?)
+    };
+    crate::sys_signal::with_mask(mask, || poll_common(a.ptr(0), a.usize(1), deadline))
 }
 
 fn select_common(a: &Args, deadline: Option<u64>) -> KResult<u64> {
@@ -193,5 +196,18 @@ pub fn select(a: &Args) -> KResult<u64> {
 
 pub fn pselect6(a: &Args) -> KResult<u64> {
     let deadline = read_timespec(a.ptr(4))?.and_then(deadline_after_ns);
-    select_common(a, deadline)
+    // The sixth argument points at { const sigset_t *ss; size_t ss_len; }.
+    let mask = if a.ptr(5).is_null() {
+        None
+    } else {
+        let [set, len]: [u64; 2] = a.ptr(5).read()?;
+        if set == 0 {
+            None
+        } else if len != 8 {
+            return Err(Errno::EINVAL);
+        } else {
+            Some(UserPtr(set).read::<u64>()?)
+        }
+    };
+    crate::sys_signal::with_mask(mask, || select_common(a, deadline))
 }

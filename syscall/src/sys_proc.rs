@@ -1,21 +1,10 @@
-//! Process identity, limits, signal dispositions and other process-wide calls.
-//!
-//! Signals are recorded honestly: dispositions and masks are stored and reported back.
-//! Delivery to handlers arrives with the threads-and-signals issue; until then a signal
-//! whose disposition is a handler cannot be delivered and `kill` reports `ENOSYS` for it
-//! (after a warning), while default actions (terminate, ignore) are carried out.
+//! Process identity, limits, scheduling parameters and other process-wide calls.
 
 use crate::args::Args;
-use crate::fault::{signal_name, terminate};
-use crate::process::{current, SigAction, PID, RLIM_INFINITY, RLIM_NLIMITS};
+use crate::process::{current, current_thread, task_of, PID, RLIM_INFINITY, RLIM_NLIMITS};
 use skiff_arch::{cpu, time};
-use skiff_bootproto::ExitReport;
 use skiff_errno::{Errno, KResult};
 use skiff_fs::Entropy;
-
-pub fn exit(a: &Args) -> KResult<u64> {
-    skiff_console::exit(ExitReport::Exited(a.int(0) as u8))
-}
 
 fn field(s: &[u8]) -> [u8; 65] {
     let mut f = [0u8; 65];
@@ -127,44 +116,9 @@ pub fn arch_prctl(a: &Args) -> KResult<u64> {
     }
 }
 
-pub fn set_tid_address(a: &Args) -> KResult<u64> {
-    current()
-        .clear_child_tid
-        .store(a.raw(0), core::sync::atomic::Ordering::Relaxed);
-    Ok(PID as u64)
-}
-
-/// `sizeof(struct robust_list_head)`.
-const ROBUST_LIST_HEAD_SIZE: usize = 24;
-
-pub fn set_robust_list(a: &Args) -> KResult<u64> {
-    if a.usize(1) != ROBUST_LIST_HEAD_SIZE {
-        return Err(Errno::EINVAL);
-    }
-    // Recorded for get_robust_list. The kernel walks the list when a thread dies
-    // holding robust mutexes; with one thread the whole process ends with it, so there
-    // is no one left to wake until threads arrive.
-    current()
-        .robust_list
-        .store(a.raw(0), core::sync::atomic::Ordering::Relaxed);
-    Ok(0)
-}
-
-pub fn get_robust_list(a: &Args) -> KResult<u64> {
-    if a.int(0) != 0 && a.int(0) != PID as i32 {
-        return Err(Errno::ESRCH);
-    }
-    a.ptr(1).write(
-        &current()
-            .robust_list
-            .load(core::sync::atomic::Ordering::Relaxed),
-    )?;
-    a.ptr(2).write(&(ROBUST_LIST_HEAD_SIZE as u64))?;
-    Ok(0)
-}
-
+/// A pid argument: 0 (the caller), the PID, or any live thread's ID.
 fn check_pid(pid: i32) -> KResult<()> {
-    if pid == 0 || pid == PID as i32 {
+    if pid == 0 || pid == PID as i32 || (pid > 0 && current().thread(pid as u32).is_some()) {
         Ok(())
     } else {
         Err(Errno::ESRCH)
@@ -269,7 +223,7 @@ pub fn sched_getaffinity(a: &Args) -> KResult<u64> {
     if len < 8 || !len.is_multiple_of(8) {
         return Err(Errno::EINVAL);
     }
-    a.ptr(2).write(&1u64)?;
+    a.ptr(2).write(&online_cpu_mask())?;
     Ok(8)
 }
 
@@ -279,11 +233,19 @@ pub fn sched_setaffinity(a: &Args) -> KResult<u64> {
     if len == 0 {
         return Err(Errno::EINVAL);
     }
-    let bytes = a.ptr(2).read_bytes(len)?;
-    if bytes[0] & 1 == 0 {
+    let mut mask = [0u8; 8];
+    mask[..len].copy_from_slice(&a.ptr(2).read_bytes(len)?);
+    // Every thread may run on every online CPU; a mask naming none of them is invalid,
+    // as on Linux. With the CPUs Skiff runs on today, any valid mask is the full set.
+    if u64::from_le_bytes(mask) & online_cpu_mask() == 0 {
         return Err(Errno::EINVAL);
     }
     Ok(0)
+}
+
+/// The CPUs the scheduler runs threads on (`/proc/cpuinfo` and `sysconf` agree).
+fn online_cpu_mask() -> u64 {
+    1
 }
 
 pub fn sched_param(a: &Args) -> KResult<u64> {
@@ -415,11 +377,14 @@ pub fn prctl(a: &Args) -> KResult<u64> {
             })?;
             let mut n = [0u8; 16];
             n[..name.len().min(15)].copy_from_slice(&name[..name.len().min(15)]);
-            *THREAD_NAME.lock() = Some(n);
+            *task_of(&current_thread()).name.lock() = Some(n);
             Ok(0)
         }
         PR_GET_NAME => {
-            let n = THREAD_NAME.lock().unwrap_or_else(default_thread_name);
+            let n = task_of(&current_thread())
+                .name
+                .lock()
+                .unwrap_or_else(default_thread_name);
             a.ptr(1).write_bytes(&n)?;
             Ok(0)
         }
@@ -438,11 +403,9 @@ pub fn prctl(a: &Args) -> KResult<u64> {
     }
 }
 
-/// The name set with PR_SET_NAME; until then Linux's default, the executable's
-/// basename cut to 15 bytes.
-static THREAD_NAME: spin::Mutex<Option<[u8; 16]>> = spin::Mutex::new(None);
 static NO_NEW_PRIVS: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
 
+/// Linux's default thread name: the executable's basename cut to 15 bytes.
 fn default_thread_name() -> [u8; 16] {
     let exe = &current().exe_path;
     let base = exe.rsplit(|&b| b == b'/').next().unwrap_or(exe);
@@ -450,213 +413,4 @@ fn default_thread_name() -> [u8; 16] {
     let len = base.len().min(15);
     n[..len].copy_from_slice(&base[..len]);
     n
-}
-
-// ----- signals --------------------------------------------------------------------
-
-const SIGKILL: usize = 9;
-const SIGSTOP: usize = 19;
-const SIG_DFL: u64 = 0;
-const SIG_IGN: u64 = 1;
-const SIGSET_SIZE: usize = 8;
-
-fn sig_index(sig: i32) -> KResult<usize> {
-    if (1..=64).contains(&sig) {
-        Ok(sig as usize)
-    } else {
-        Err(Errno::EINVAL)
-    }
-}
-
-pub fn rt_sigaction(a: &Args) -> KResult<u64> {
-    let sig = sig_index(a.int(0))?;
-    if a.usize(3) != SIGSET_SIZE {
-        return Err(Errno::EINVAL);
-    }
-    let new = if a.ptr(1).is_null() {
-        None
-    } else {
-        if sig == SIGKILL || sig == SIGSTOP {
-            return Err(Errno::EINVAL);
-        }
-        let raw: [u64; 4] = a.ptr(1).read()?;
-        Some(SigAction {
-            handler: raw[0],
-            flags: raw[1],
-            restorer: raw[2],
-            mask: raw[3],
-        })
-    };
-    let old = {
-        let mut acts = current().sigactions.lock();
-        let old = acts[sig - 1];
-        if let Some(n) = new {
-            acts[sig - 1] = n;
-        }
-        old
-    };
-    if !a.ptr(2).is_null() {
-        a.ptr(2)
-            .write(&[old.handler, old.flags, old.restorer, old.mask])?;
-    }
-    Ok(0)
-}
-
-/// Signals whose default action is to do nothing.
-fn default_ignored(sig: usize) -> bool {
-    matches!(sig, 17 | 18 | 23 | 28) // SIGCHLD, SIGCONT, SIGURG, SIGWINCH
-}
-
-static PENDING: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
-
-pub fn rt_sigprocmask(a: &Args) -> KResult<u64> {
-    const SIG_BLOCK: i32 = 0;
-    const SIG_UNBLOCK: i32 = 1;
-    const SIG_SETMASK: i32 = 2;
-    if a.usize(3) != SIGSET_SIZE {
-        return Err(Errno::EINVAL);
-    }
-    let p = current();
-    let old = p.sigmask();
-    if !a.ptr(1).is_null() {
-        let set: u64 = a.ptr(1).read()?;
-        let unblockable = (1u64 << (SIGKILL - 1)) | (1u64 << (SIGSTOP - 1));
-        let new = match a.int(0) {
-            SIG_BLOCK => old | set,
-            SIG_UNBLOCK => old & !set,
-            SIG_SETMASK => set,
-            _ => return Err(Errno::EINVAL),
-        } & !unblockable;
-        p.sigmask.store(new, core::sync::atomic::Ordering::Relaxed);
-        deliver_unblocked(new);
-    }
-    if !a.ptr(2).is_null() {
-        a.ptr(2).write(&old)?;
-    }
-    Ok(0)
-}
-
-pub fn rt_sigpending(a: &Args) -> KResult<u64> {
-    if a.usize(1) > SIGSET_SIZE {
-        return Err(Errno::EINVAL);
-    }
-    let pending = PENDING.load(core::sync::atomic::Ordering::Relaxed) & current().sigmask();
-    a.ptr(0).write(&pending)?;
-    Ok(0)
-}
-
-/// Carry out the default action of pending signals that the new mask unblocks.
-fn deliver_unblocked(mask: u64) {
-    let pending = PENDING.load(core::sync::atomic::Ordering::Relaxed);
-    let ready = pending & !mask;
-    if ready == 0 {
-        return;
-    }
-    let sig = ready.trailing_zeros() as usize + 1;
-    PENDING.fetch_and(!(1 << (sig - 1)), core::sync::atomic::Ordering::Relaxed);
-    default_action(sig);
-}
-
-fn default_action(sig: usize) {
-    if default_ignored(sig) {
-        return;
-    }
-    terminate(
-        None,
-        sig as u8,
-        format_args!("{} sent by the program to itself", signal_name(sig as u8)),
-    );
-}
-
-pub const SIGPIPE: i32 = 13;
-
-/// Raise `sig` in the program as the kernel does for `SIGPIPE`: the default action
-/// applies unless the signal is ignored or blocked (then it stays pending).
-pub fn raise_signal(sig: i32) {
-    let _ = send_self(sig);
-}
-
-/// Send `sig` to the program itself.
-fn send_self(sig: i32) -> KResult<u64> {
-    if sig == 0 {
-        return Ok(0);
-    }
-    let sig = sig_index(sig)?;
-    let action = current().sigactions.lock()[sig - 1];
-    let blocked = current().sigmask() & (1 << (sig - 1)) != 0;
-    match action.handler {
-        SIG_IGN if sig != SIGKILL => Ok(0),
-        SIG_DFL | SIG_IGN => {
-            if blocked && sig != SIGKILL {
-                PENDING.fetch_or(1 << (sig - 1), core::sync::atomic::Ordering::Relaxed);
-                return Ok(0);
-            }
-            default_action(sig);
-            Ok(0)
-        }
-        _ => {
-            skiff_console::warn!(
-                "{} has a handler; running signal handlers is not implemented yet, so it is not delivered",
-                signal_name(sig as u8)
-            );
-            Err(Errno::ENOSYS)
-        }
-    }
-}
-
-pub fn kill(a: &Args) -> KResult<u64> {
-    match a.int(0) {
-        -1..=1 => send_self(a.int(1)),
-        _ => Err(Errno::ESRCH),
-    }
-}
-
-pub fn tkill(a: &Args) -> KResult<u64> {
-    if a.int(0) <= 0 {
-        return Err(Errno::EINVAL);
-    }
-    check_pid(a.int(0))?;
-    send_self(a.int(1))
-}
-
-pub fn tgkill(a: &Args) -> KResult<u64> {
-    if a.int(0) <= 0 || a.int(1) <= 0 {
-        return Err(Errno::EINVAL);
-    }
-    check_pid(a.int(0))?;
-    check_pid(a.int(1))?;
-    send_self(a.int(2))
-}
-
-static ALTSTACK: spin::Mutex<[u64; 3]> = spin::Mutex::new([0, 2, 0]); // sp, flags (SS_DISABLE), size
-
-pub fn sigaltstack(a: &Args) -> KResult<u64> {
-    const SS_ONSTACK: u32 = 1;
-    const SS_DISABLE: u32 = 2;
-    const SS_AUTODISARM: u32 = 1 << 31;
-    const MINSIGSTKSZ: u64 = 2048;
-    let new = if a.ptr(0).is_null() {
-        None
-    } else {
-        Some(a.ptr(0).read::<[u64; 3]>()?)
-    };
-    let old = *ALTSTACK.lock();
-    if let Some(ss) = new {
-        let flags = ss[1] as u32;
-        if flags & !(SS_DISABLE | SS_ONSTACK | SS_AUTODISARM) != 0 {
-            return Err(Errno::EINVAL);
-        }
-        if flags & SS_DISABLE != 0 {
-            *ALTSTACK.lock() = [0, SS_DISABLE as u64, 0];
-        } else {
-            if ss[2] < MINSIGSTKSZ {
-                return Err(Errno::ENOMEM);
-            }
-            *ALTSTACK.lock() = [ss[0], (flags & SS_AUTODISARM) as u64, ss[2]];
-        }
-    }
-    if !a.ptr(1).is_null() {
-        a.ptr(1).write(&old)?;
-    }
-    Ok(0)
 }

@@ -1,11 +1,11 @@
 //! Clocks and sleeping.
 //!
-//! Sleeps halt the CPU until the deadline: the local APIC timer is armed for the
-//! remaining time, so an idle guest burns no host CPU. With one thread and no signal
-//! handlers yet, nothing can interrupt a sleep early.
+//! Sleeps park the thread in the scheduler until the deadline (other threads run; with
+//! none runnable the CPU halts, so an idle guest burns no host CPU). A signal with a
+//! handler cuts a sleep short with `EINTR`, as on Linux.
 
 use crate::args::Args;
-use skiff_arch::{cpu, lapic, time};
+use skiff_arch::time;
 use skiff_errno::{Errno, KResult};
 
 const CLOCK_REALTIME: u32 = 0;
@@ -126,25 +126,25 @@ pub fn clock_settime(a: &Args) -> KResult<u64> {
     }
 }
 
-/// Halt until the monotonic clock reaches `deadline`.
-pub fn sleep_until(deadline: u64) {
-    loop {
-        let now = time::monotonic_ns();
-        if now >= deadline {
-            break;
-        }
-        // Mask interrupts between arming and halting so the timer cannot fire in the
-        // gap; `sti; hlt` then waits for it (or for any other interrupt).
-        cpu::disable_interrupts();
-        lapic::arm_oneshot_ns(deadline - now);
-        cpu::enable_interrupts_and_halt();
+/// Sleep until `deadline` (monotonic ns). Interrupted by a signal: `EINTR`, with the
+/// time left written to `rem` when given (relative sleeps only, as on Linux).
+fn sleep(deadline: u64, rem: Option<crate::args::UserPtr>) -> KResult<u64> {
+    if skiff_sched::sleep_until(deadline, true) {
+        return Ok(0);
     }
+    if let Some(rem) = rem.filter(|r| !r.is_null()) {
+        let left = deadline.saturating_sub(time::monotonic_ns());
+        write_timespec(rem, left as i64)?;
+    }
+    Err(Errno::EINTR)
 }
 
 pub fn nanosleep(a: &Args) -> KResult<u64> {
     let ns = read_timespec(a.ptr(0))?;
-    sleep_until(time::monotonic_ns().saturating_add(ns as u64));
-    Ok(0)
+    sleep(
+        time::monotonic_ns().saturating_add(ns as u64),
+        Some(a.ptr(1)),
+    )
 }
 
 pub fn clock_nanosleep(a: &Args) -> KResult<u64> {
@@ -175,6 +175,6 @@ pub fn clock_nanosleep(a: &Args) -> KResult<u64> {
         | CLOCK_MONOTONIC_COARSE => return Err(Errno::EOPNOTSUPP),
         _ => return Err(Errno::EINVAL),
     };
-    sleep_until(deadline);
-    Ok(0)
+    let rem = (flags & TIMER_ABSTIME == 0).then(|| a.ptr(3));
+    sleep(deadline, rem)
 }

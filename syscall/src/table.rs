@@ -3,24 +3,43 @@
 
 use crate::args::Args;
 use crate::nr::*;
+use crate::thread as th;
+use crate::{futex, sys_signal as sig, sys_timer as tm};
 use crate::{sys_fs as f, sys_mem as m, sys_poll as io, sys_proc as p, sys_time as t};
 use core::sync::atomic::{AtomicU64, Ordering};
 use skiff_arch::entry::SyscallReturn;
 use skiff_arch::TrapFrame;
 use skiff_errno::{Errno, KResult};
 
-/// Decode, run, encode. Called by the syscall entry stub with interrupts enabled.
-pub fn dispatch(frame: &mut TrapFrame) -> SyscallReturn {
+/// Decode, run, encode; then, on the way back to the application, let another thread
+/// run if this one's time slice ended, and deliver pending signals. Called by the
+/// syscall entry stub with interrupts enabled; `fpu` is the caller's saved vector state.
+pub fn dispatch(frame: &mut TrapFrame, fpu: &mut [u8]) -> SyscallReturn {
     let args = Args::from_frame(frame);
-    let result = call(&args);
-    frame.rax = match result {
-        Ok(v) => v,
-        Err(e) => e.as_syscall_return() as u64,
-    };
-    SyscallReturn::Fast
+    let mut full = false;
+    if args.nr == RT_SIGRETURN {
+        // The whole frame comes back from the signal frame; nothing to encode.
+        crate::signal::deliver::sigreturn(frame, fpu);
+        full = true;
+    } else {
+        let result = call(&args, frame, fpu);
+        frame.rax = match result {
+            Ok(v) => v,
+            Err(e) => e.as_syscall_return() as u64,
+        };
+    }
+    skiff_sched::preempt_point();
+    // A restored frame is not a returning system call: nothing in it may be restarted.
+    let returning = (args.nr != RT_SIGRETURN).then_some(args.nr);
+    full |= crate::signal::deliver::deliver(frame, fpu, returning);
+    if full {
+        SyscallReturn::Full
+    } else {
+        SyscallReturn::Fast
+    }
 }
 
-fn call(a: &Args) -> KResult<u64> {
+fn call(a: &Args, frame: &TrapFrame, fpu: &[u8]) -> KResult<u64> {
     match a.nr {
         READ => f::read(a),
         POLL => io::poll(a),
@@ -38,15 +57,18 @@ fn call(a: &Args) -> KResult<u64> {
         MPROTECT => m::mprotect(a),
         MUNMAP => m::munmap(a),
         BRK => m::brk(a),
-        RT_SIGACTION => p::rt_sigaction(a),
-        RT_SIGPROCMASK => p::rt_sigprocmask(a),
+        RT_SIGACTION => sig::rt_sigaction(a),
+        RT_SIGPROCMASK => sig::rt_sigprocmask(a),
         IOCTL => f::ioctl(a),
         PREAD64 => f::pread64(a),
         PWRITE64 => f::pwrite64(a),
         READV => f::readv(a),
         WRITEV => f::writev(a),
         ACCESS => f::access(a),
-        SCHED_YIELD => Ok(0),
+        SCHED_YIELD => {
+            skiff_sched::yield_now();
+            Ok(0)
+        }
         MREMAP => m::mremap(a),
         MSYNC => m::msync(a),
         MINCORE => m::mincore(a),
@@ -56,7 +78,12 @@ fn call(a: &Args) -> KResult<u64> {
         NANOSLEEP => t::nanosleep(a),
         GETPID => Ok(crate::process::PID as u64),
         SENDFILE => f::sendfile(a),
-        EXIT => p::exit(a),
+        PAUSE => sig::pause(a),
+        GETITIMER => tm::getitimer(a),
+        ALARM => tm::alarm(a),
+        SETITIMER => tm::setitimer(a),
+        CLONE => th::clone(a, frame, fpu),
+        EXIT => th::exit_thread(a),
         UNAME => p::uname(a),
         FCNTL => f::fcntl(a),
         FLOCK => f::flock(a),
@@ -95,8 +122,11 @@ fn call(a: &Args) -> KResult<u64> {
         GETPGID | GETSID => p::getpgid(a),
         SETPGID => p::setpgid(a),
         GETGROUPS => Ok(0),
-        SIGALTSTACK => p::sigaltstack(a),
-        RT_SIGPENDING => p::rt_sigpending(a),
+        SIGALTSTACK => sig::sigaltstack(a, frame.rsp),
+        RT_SIGPENDING => sig::rt_sigpending(a),
+        RT_SIGTIMEDWAIT => sig::rt_sigtimedwait(a),
+        RT_SIGQUEUEINFO => sig::rt_sigqueueinfo(a),
+        RT_SIGSUSPEND => sig::rt_sigsuspend(a),
         PERSONALITY => p::personality(a),
         STATFS => f::statfs(a),
         FSTATFS => f::fstatfs(a),
@@ -113,20 +143,26 @@ fn call(a: &Args) -> KResult<u64> {
         SYNC => Ok(0),
         SETTIMEOFDAY => t::settimeofday(a),
         SETHOSTNAME => p::sethostname(a),
-        GETTID => Ok(crate::process::PID as u64),
-        TKILL => p::tkill(a),
+        GETTID => th::gettid(),
+        TKILL => sig::tkill(a),
+        FUTEX => futex::futex(a),
         TIME => t::time(a),
         SCHED_SETAFFINITY => p::sched_setaffinity(a),
         SCHED_GETAFFINITY => p::sched_getaffinity(a),
-        SET_TID_ADDRESS => p::set_tid_address(a),
+        SET_TID_ADDRESS => th::set_tid_address(a),
+        TIMER_CREATE => tm::timer_create(a),
+        TIMER_SETTIME => tm::timer_settime(a),
+        TIMER_GETTIME => tm::timer_gettime(a),
+        TIMER_GETOVERRUN => tm::timer_getoverrun(a),
+        TIMER_DELETE => tm::timer_delete(a),
         FADVISE64 => f::fadvise(a),
         CLOCK_SETTIME => t::clock_settime(a),
         CLOCK_GETTIME => t::clock_gettime(a),
         CLOCK_GETRES => t::clock_getres(a),
         CLOCK_NANOSLEEP => t::clock_nanosleep(a),
-        EXIT_GROUP => p::exit(a),
-        TGKILL => p::tgkill(a),
-        KILL => p::kill(a),
+        EXIT_GROUP => th::exit_group(a),
+        TGKILL => sig::tgkill(a),
+        KILL => sig::kill(a),
         UTIMES => f::utimes(a),
         OPENAT => f::openat(a),
         MKDIRAT => f::mkdirat(a),
@@ -140,8 +176,9 @@ fn call(a: &Args) -> KResult<u64> {
         FCHMODAT => f::fchmodat(a),
         FACCESSAT => f::faccessat(a, false),
         FACCESSAT2 => f::faccessat(a, true),
-        SET_ROBUST_LIST => p::set_robust_list(a),
-        GET_ROBUST_LIST => p::get_robust_list(a),
+        SET_ROBUST_LIST => th::set_robust_list(a),
+        GET_ROBUST_LIST => th::get_robust_list(a),
+        RT_TGSIGQUEUEINFO => sig::rt_tgsigqueueinfo(a),
         UTIMENSAT => f::utimensat(a),
         FALLOCATE => f::fallocate(a),
         DUP3 => f::dup3(a),
@@ -155,6 +192,7 @@ fn call(a: &Args) -> KResult<u64> {
         STATX => f::statx(a),
         CLOSE_RANGE => f::close_range(a),
         PIPE | PIPE2 => f::pipe2(a),
+        CLONE3 => th::clone3(a, frame, fpu),
         nr => unknown(nr),
     }
 }

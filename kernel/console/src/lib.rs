@@ -117,7 +117,7 @@ pub fn exit(report: ExitReport) -> ! {
     skiff_arch::cpu::halt_forever()
 }
 
-/// The serial interrupt: it only wakes a halted reader. Decoding happens in the
+/// The serial interrupt: it only masks itself; the caller wakes waiting readers. Decoding happens in the
 /// reader's context, because interrupt handlers must not allocate (the interrupted
 /// code may hold the heap lock).
 pub fn on_receive_interrupt() {
@@ -197,40 +197,15 @@ pub fn stdin_ready() -> bool {
     })
 }
 
-/// Halt until an interrupt arrives or `timeout_ns` passes (a waiter's primitive: the
-/// caller re-checks its condition afterwards). Returns at once if input is waiting.
-pub fn wait_for_input(timeout_ns: u64) {
-    // Interrupts are masked between the check and the halt so the wake-up interrupt
-    // cannot slip in unnoticed; `sti; hlt` re-enables them atomically.
-    skiff_arch::cpu::disable_interrupts();
-    if !input_waiting() {
-        serial::set_receive_interrupt(true);
-        skiff_arch::lapic::arm_oneshot_ns(timeout_ns.clamp(1, POLL_FALLBACK_NS));
-        skiff_arch::cpu::enable_interrupts_and_halt();
-    } else {
-        skiff_arch::cpu::enable_interrupts();
-    }
-}
-
-/// Read stdin, halting the CPU until data or end of file arrives (the serial interrupt
-/// wakes it). Returns 0 at end of file.
-pub fn read_stdin(buf: &mut [u8]) -> usize {
-    if buf.is_empty() {
-        return 0;
-    }
-    loop {
-        match try_read_stdin(buf) {
-            StdinRead::Data(n) => return n,
-            StdinRead::Eof => return 0,
-            StdinRead::Empty => wait_for_input(POLL_FALLBACK_NS),
+/// Ask for the serial receive interrupt, so that a waiter for input is woken when it
+/// arrives (the interrupt handler masks it again; see [`on_receive_interrupt`]).
+pub fn arm_input_interrupt() {
+    skiff_arch::cpu::without_interrupts(|| {
+        if !input_waiting() {
+            serial::set_receive_interrupt(true);
         }
-    }
+    })
 }
-
-/// How long a waiter halts before polling the UART anyway: the receive interrupt
-/// normally wakes it, and the timer is a safety net in case an interrupt was lost (the
-/// UART raises it only on a FIFO transition).
-const POLL_FALLBACK_NS: u64 = 10_000_000;
 
 /// Whether input is buffered, at end of file, or waiting in the UART.
 fn input_waiting() -> bool {

@@ -1,0 +1,47 @@
+//! Waiting for I/O readiness: one wait queue that every change of console, pipe or
+//! descriptor state wakes, and the loop that blocking reads, writes and `poll` use.
+//!
+//! One queue for all files is coarse (every event wakes every I/O waiter, and each
+//! re-checks its own condition) but correct and cheap at the scale of one program; the
+//! per-object readiness queues that sockets and epoll need replace it with the
+//! networking work.
+
+use skiff_arch::time;
+use skiff_errno::{Errno, KResult};
+use skiff_sched::{WaitQueue, WakeReason};
+
+static IO_EVENTS: WaitQueue = WaitQueue::new();
+
+/// How long an I/O waiter sleeps before re-checking anyway. The serial receive
+/// interrupt normally wakes it; the UART raises that interrupt only on a FIFO
+/// transition, so this is the safety net against a lost edge.
+const RECHECK_NS: u64 = 10_000_000;
+
+/// Something a waiter may be waiting for changed (data arrived, a pipe end closed).
+/// Safe in interrupt context.
+pub fn io_event() {
+    IO_EVENTS.wake_all();
+}
+
+/// Wait until `ready()` or the deadline (monotonic ns). `Ok(true)`: ready; `Ok(false)`:
+/// the deadline passed; `Err(interrupted)` when a signal arrived first.
+pub fn wait_io(
+    deadline: Option<u64>,
+    interrupted: Errno,
+    mut ready: impl FnMut() -> bool,
+) -> KResult<bool> {
+    loop {
+        skiff_console::arm_input_interrupt();
+        let now = time::monotonic_ns();
+        if deadline.is_some_and(|d| now >= d) {
+            return Ok(ready());
+        }
+        let step = now.saturating_add(RECHECK_NS);
+        let until = deadline.map_or(step, |d| d.min(step));
+        match IO_EVENTS.wait_until(Some(until), true, &mut ready) {
+            Ok(()) => return Ok(true),
+            Err(WakeReason::Interrupted) => return Err(interrupted),
+            Err(_) => {}
+        }
+    }
+}
