@@ -8,6 +8,8 @@
 #   gcc, readelf         gcc, binutils     static C test programs against glibc
 #   /bin/busybox         busybox-static    guest tests and the demo (must be static)
 #   cpio                 cpio              inspecting initrds
+#   go                   golang-go         the Go test program (tests/programs/go)
+#   /usr/bin/time        time              CPU-time accounting in scripts/bench-idle.sh
 #   cargo                (rustup)          not installable with apt: reported if missing
 set -euo pipefail
 
@@ -26,6 +28,11 @@ need_command gcc gcc
 need_command readelf binutils
 need_command cpio cpio
 need_command make make
+need_command go golang-go
+# bash's `time` keyword shadows the command name, so look for the binary itself.
+if [[ ! -x /usr/bin/time ]]; then
+    missing_packages+=(time)
+fi
 
 # Debian's plain `busybox` package is dynamically linked; the guest tests need the
 # static build from busybox-static (which replaces it).

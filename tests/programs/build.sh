@@ -7,11 +7,17 @@
 #     gcc-static        gcc -static            (glibc)
 #     gcc-static-pie    gcc -static-pie        (glibc)
 #   build/rust/skiff-rust-probe      rust/ built with -C target-feature=+crt-static
+#   build/rust/skiff-rust-threads    rust/src/bin/skiff-rust-threads.rs, built the same way
+#   build/go/skiff-go-probe          go/ built with CGO_ENABLED=0 (static), when `go` exists
 #   build/variants                   the C variants actually built, one per line
 #
 # Idempotent: a program is rebuilt only when its source, c/common.h or this script is
 # newer than the binary. Fails loudly (non-zero exit, message on stderr) when a compiler
-# is missing or a build fails.
+# is missing or a build fails. Go is optional here: without `go` (Debian's golang-go,
+# which scripts/setup.sh installs) the Go probe is skipped with a note, and the tests
+# that need it fail saying so. The Go build keeps its cache and GOPATH under build/, so
+# nothing is written to $HOME, and never downloads anything (GOTOOLCHAIN=local,
+# GOPROXY=off; the module has no dependencies).
 #
 # musl static-pie: Debian's musl-gcc specs file ignores -static-pie (it links Scrt1.o and
 # asks for /lib/ld-musl-x86_64.so.1, i.e. a dynamic PIE). We first try the plain flag and
@@ -23,7 +29,7 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 out="$here/build"
 script="$here/build.sh"
-cflags=(-O2 -Wall -Wextra -fno-strict-aliasing)
+cflags=(-O2 -Wall -Wextra -fno-strict-aliasing -pthread)
 musl_lib=/usr/lib/x86_64-linux-musl
 
 die() {
@@ -136,10 +142,33 @@ RUSTFLAGS="-C target-feature=+crt-static" cargo build --quiet --release \
     --manifest-path "$here/rust/Cargo.toml" --target-dir "$rust_target" \
     --target x86_64-unknown-linux-gnu
 mkdir -p "$out/rust"
-rust_bin="$rust_target/x86_64-unknown-linux-gnu/release/skiff-rust-probe"
-assert_static "$rust_bin" || die "the Rust probe is not static (is crt-static honoured?)"
-if stale "$out/rust/skiff-rust-probe" "$rust_bin"; then
-    cp -f "$rust_bin" "$out/rust/skiff-rust-probe"
-    echo "built rust/skiff-rust-probe"
+for rust_program in skiff-rust-probe skiff-rust-threads; do
+    rust_bin="$rust_target/x86_64-unknown-linux-gnu/release/$rust_program"
+    assert_static "$rust_bin" || die "rust/$rust_program is not static (is crt-static honoured?)"
+    if stale "$out/rust/$rust_program" "$rust_bin"; then
+        cp -f "$rust_bin" "$out/rust/$rust_program"
+        echo "built rust/$rust_program"
+    fi
+done
+
+# Go: a static binary by construction with CGO_ENABLED=0; checked all the same.
+go_bin="$out/go/skiff-go-probe"
+if command -v go >/dev/null 2>&1; then
+    if stale "$go_bin" "$here"/go/*.go "$here/go/go.mod" "$script"; then
+        mkdir -p "$out/go"
+        (
+            cd "$here/go"
+            env GOCACHE="$out/go-cache" GOPATH="$out/go-path" GOENV=off GOFLAGS= \
+                GOTOOLCHAIN=local GOPROXY=off GO111MODULE=on CGO_ENABLED=0 \
+                GOOS=linux GOARCH=amd64 \
+                go build -trimpath -ldflags=-buildid= -o "$go_bin.tmp" .
+        ) || die "building the Go probe failed"
+        assert_static "$go_bin.tmp" || die "go/skiff-go-probe is not static"
+        mv -f "$go_bin.tmp" "$go_bin"
+        echo "built go/skiff-go-probe"
+    fi
+else
+    rm -f "$go_bin"
+    echo "build.sh: note: 'go' not found (Debian package golang-go; scripts/setup.sh installs it); skipping the Go probe" >&2
 fi
 echo "test programs are up to date in $out"

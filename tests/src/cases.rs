@@ -12,7 +12,8 @@ use crate::{all_byte_values_x4, pseudo_random_bytes, Outcome, Run};
 pub struct Case {
     /// A name for messages, unique among cases.
     pub name: &'static str,
-    /// The program's file name under `build/<variant>/` (or the Rust probe).
+    /// The program's file name: under `build/<variant>/` for C cases, under
+    /// `build/rust/` for Rust cases, `skiff-go-probe` for Go cases.
     pub program: &'static str,
     /// Adds arguments, environment and stdin to a run of the program.
     pub setup: fn(Run) -> Run,
@@ -50,6 +51,21 @@ fn all_checks_pass(outcome: &Outcome) -> Result<(), String> {
     }
     Ok(())
 }
+
+/// Every line in `lines` occurs in stdout as a whole line.
+fn has_lines(outcome: &Outcome, lines: &[&str]) -> Result<(), String> {
+    let text = outcome.stdout_text();
+    for line in lines {
+        if !text.lines().any(|l| l == *line) {
+            return Err(format!("missing line {line:?}"));
+        }
+    }
+    Ok(())
+}
+
+/// How long the threading cases may take in the guest: on one emulated CPU under TCG
+/// they are 10-50 times slower than natively, and the futex stress test has 64 threads.
+const THREADED_GUEST_TIMEOUT_SECS: u64 = 180;
 
 fn stdout_is(outcome: &Outcome, expected: &str) -> Result<(), String> {
     if outcome.stdout_text() == expected {
@@ -299,6 +315,75 @@ pub fn c_cases() -> Vec<Case> {
                 }
             },
         },
+        Case {
+            name: "threads",
+            program: "threads",
+            setup: |r| r.guest_timeout_secs(THREADED_GUEST_TIMEOUT_SECS),
+            check: |o| {
+                all_checks_pass(o)?;
+                has_lines(
+                    o,
+                    &[
+                        "mutex counter: 160000 (expected 160000)",
+                        "condvar queue items: 15000, checksum 30037507500 (expected 30037507500)",
+                        "barrier serial threads: 200 (expected 200)",
+                        "tls sum of per-thread values: 3600 (expected 3600)",
+                        "join sum of squares 0..9: 285",
+                        "pthread_once init runs: 1",
+                        "gettid distinct per thread: yes",
+                        "threads: done",
+                    ],
+                )
+            },
+        },
+        Case {
+            name: "signals",
+            program: "signals",
+            setup: |r| r.guest_timeout_secs(THREADED_GUEST_TIMEOUT_SECS),
+            check: |o| {
+                all_checks_pass(o)?;
+                has_lines(
+                    o,
+                    &[
+                        "raise si_code: SI_TKILL",
+                        "kill si_code: SI_USER",
+                        "pthread_kill si_code: SI_TKILL",
+                        "ud2 si_code: ILL_ILLOPN",
+                        "SA_NODEFER: calls 2, max depth 2",
+                        "default: calls 2, max depth 1",
+                        "write to PROT_NONE page si_code: SEGV_ACCERR",
+                        "read of NULL si_code: SEGV_MAPERR",
+                        "divide by zero si_code: FPE_INTDIV",
+                        "read interrupted by alarm(1): EINTR",
+                        "nanosleep 2s interrupted: EINTR",
+                        "sigtimedwait si_code: SI_USER",
+                        "timer si_code: SI_TIMER",
+                        "signals: done",
+                    ],
+                )
+            },
+        },
+        Case {
+            name: "futex-stress",
+            program: "futex_stress",
+            setup: |r| r.guest_timeout_secs(THREADED_GUEST_TIMEOUT_SECS),
+            check: |o| {
+                all_checks_pass(o)?;
+                has_lines(
+                    o,
+                    &[
+                        "futex mutex: 64 threads x 2000 = 128000 (expected 128000)",
+                        "ping-pong moves: 2000 + 2000 (expected 2000 each)",
+                        "FUTEX_WAIT relative 30ms: ETIMEDOUT",
+                        "FUTEX_WAIT_BITSET absolute CLOCK_MONOTONIC: ETIMEDOUT",
+                        "FUTEX_CMP_REQUEUE woke 1, moved the rest: returned 8",
+                        "FUTEX_WAKE A woke: 0, B woke: 7",
+                        "FUTEX_WAKE_OP woke: 2 (expected 2), f2 now 1",
+                        "futex_stress: done",
+                    ],
+                )
+            },
+        },
     ]
 }
 
@@ -332,7 +417,53 @@ pub fn rust_cases() -> Vec<Case> {
             setup: |r| r.arg("3"),
             check: |o| expect_status(o, 3),
         },
+        Case {
+            name: "rust-threads",
+            program: "skiff-rust-threads",
+            setup: |r| r.guest_timeout_secs(THREADED_GUEST_TIMEOUT_SECS),
+            check: |o| {
+                all_checks_pass(o)?;
+                has_lines(
+                    o,
+                    &[
+                        "join results total: 31996000",
+                        "mutex counter: 80000",
+                        "channel: 4000 messages, sum 62002000",
+                        "scoped sum: 50005000",
+                        "rust threads: done",
+                    ],
+                )
+            },
+        },
     ]
+}
+
+/// The cases for the Go probe.
+pub fn go_cases() -> Vec<Case> {
+    vec![Case {
+        name: "go-probe",
+        program: "skiff-go-probe",
+        setup: |r| {
+            r.args(["first", "two words"])
+                .env("SKIFF_GO", "gopher")
+                .guest_timeout_secs(THREADED_GUEST_TIMEOUT_SECS)
+        },
+        check: |o| {
+            all_checks_pass(o)?;
+            has_lines(
+                o,
+                &[
+                    "arg[0]: [/bin/skiff-go-probe]",
+                    "arg[2]: [two words]",
+                    "env SKIFF_GO=[gopher]",
+                    "1000 goroutines sent a total of 500500",
+                    "pipe: read 262144 bytes",
+                    "a goroutine ran while a loop without calls held the only P: yes",
+                    "go: done",
+                ],
+            )
+        },
+    }]
 }
 
 #[cfg(test)]
@@ -352,6 +483,7 @@ mod tests {
         let mut names: Vec<&str> = c_cases()
             .iter()
             .chain(rust_cases().iter())
+            .chain(go_cases().iter())
             .map(|c| c.name)
             .collect();
         let total = names.len();

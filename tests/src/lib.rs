@@ -152,7 +152,31 @@ impl Programs {
 
     /// The static-pie Rust probe.
     pub fn rust(&self) -> PathBuf {
-        self.dir.join("rust/skiff-rust-probe")
+        self.rust_program("skiff-rust-probe")
+    }
+
+    /// The Rust threading program (`rust/src/bin/skiff-rust-threads.rs`).
+    pub fn rust_threads(&self) -> PathBuf {
+        self.rust_program("skiff-rust-threads")
+    }
+
+    /// The Rust program called `name` (a binary of `tests/programs/rust`).
+    pub fn rust_program(&self, name: &str) -> PathBuf {
+        self.dir.join("rust").join(name)
+    }
+
+    /// The static Go probe. `build.sh` skips it when `go` is not installed; this panics
+    /// then, saying how to get it, because a Go test that skipped silently would report
+    /// success for nothing.
+    pub fn go(&self) -> PathBuf {
+        let path = self.dir.join("go/skiff-go-probe");
+        assert!(
+            path.is_file(),
+            "{} was not built: `go` is missing. Install it with scripts/setup.sh \
+             (Debian package golang-go), then run tests/programs/build.sh.",
+            path.display()
+        );
+        path
     }
 
     /// One static program, for tests that only need "some static ELF".

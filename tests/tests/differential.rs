@@ -5,7 +5,7 @@
 //! example the fault report of `segv`), which is documented CLI behaviour. A native run
 //! killed by signal N is compared as status 128+N, the CLI's code for the same event.
 
-use skiff_tests::cases::{c_cases, rust_cases, Case};
+use skiff_tests::cases::{c_cases, go_cases, rust_cases, Case};
 use skiff_tests::{guest, programs};
 
 /// Runs the case called `name` natively and in the guest for every variant and fails
@@ -19,12 +19,15 @@ fn differential(name: &str) {
             binaries.push((variant.clone(), programs.c(variant, case.program)));
         }
         case
+    } else if let Some(case) = rust_cases().into_iter().find(|c| c.name == name) {
+        binaries.push(("rust".to_string(), programs.rust_program(case.program)));
+        case
     } else {
-        let case = rust_cases()
+        let case = go_cases()
             .into_iter()
             .find(|c| c.name == name)
             .unwrap_or_else(|| panic!("no test case named {name}"));
-        binaries.push(("rust".to_string(), programs.rust()));
+        binaries.push(("go".to_string(), programs.go()));
         case
     };
     let mut failures = Vec::new();
@@ -77,15 +80,24 @@ differential_tests! {
     uname => "uname",
     env => "env",
     bytes => "bytes",
+    threads => "threads",
+    signals => "signals",
+    futex_stress => "futex-stress",
     rust_probe => "rust-probe",
     rust_probe_exit_3 => "rust-probe-exit-3",
+    rust_threads => "rust-threads",
+    go_probe => "go-probe",
 }
 
 #[test]
 fn every_case_has_a_differential_test() {
     // Adding a case without listing it above would silently leave it untested here.
     let source = include_str!("differential.rs");
-    for case in c_cases().iter().chain(rust_cases().iter()) {
+    for case in c_cases()
+        .iter()
+        .chain(rust_cases().iter())
+        .chain(go_cases().iter())
+    {
         let listed = format!("=> \"{}\"", case.name);
         assert!(
             source.contains(&listed),

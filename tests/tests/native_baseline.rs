@@ -4,7 +4,7 @@
 //! This needs no guest. It proves the programs and the harness sound, so that a
 //! differential failure points at Skiff rather than at the test.
 
-use skiff_tests::cases::{c_cases, rust_cases};
+use skiff_tests::cases::{c_cases, go_cases, rust_cases};
 use skiff_tests::programs;
 
 #[test]
@@ -40,11 +40,25 @@ fn c_programs_pass_natively_in_every_variant() {
 }
 
 #[test]
-fn rust_probe_passes_natively() {
+fn rust_programs_pass_natively() {
     let programs = programs();
     let mut failures = Vec::new();
     for case in rust_cases() {
-        let run = case.run(programs.rust());
+        let run = case.run(programs.rust_program(case.program));
+        let outcome = run.native();
+        if let Err(why) = (case.check)(&outcome) {
+            failures.push(run.failure("native", &format!("case {}: {why}", case.name), &outcome));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+#[test]
+fn go_probe_passes_natively() {
+    let programs = programs();
+    let mut failures = Vec::new();
+    for case in go_cases() {
+        let run = case.run(programs.go());
         let outcome = run.native();
         if let Err(why) = (case.check)(&outcome) {
             failures.push(run.failure("native", &format!("case {}: {why}", case.name), &outcome));
@@ -63,6 +77,8 @@ fn every_program_is_static() {
         .map(|variant| programs.c(variant, "hello"))
         .collect();
     paths.push(programs.rust());
+    paths.push(programs.rust_threads());
+    paths.push(programs.go());
     for path in paths {
         let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         assert_eq!(

@@ -1,0 +1,3 @@
+module skiffgo
+
+go 1.19
