@@ -240,7 +240,7 @@ fn describe(info: &SigInfo) -> alloc::string::String {
         SI_TKILL => "sent by the program to one of its threads",
         SI_QUEUE => "queued by the program",
         SI_TIMER => "from a timer",
-        SI_KERNEL => "from the kernel (alarm or interval timer)",
+        SI_KERNEL => "raised by the kernel",
         _ => "sent to the program",
     };
     alloc::format!("{} {}", name, how)
