@@ -2,9 +2,9 @@
 //! descriptor state wakes, and the loop that blocking reads, writes and `poll` use.
 //!
 //! One queue for all files is coarse (every event wakes every I/O waiter, and each
-//! re-checks its own condition) but correct and cheap at the scale of one program; the
-//! per-object readiness queues that sockets and epoll need replace it with the
-//! networking work.
+//! re-checks its own condition; an `epoll_wait` rescans its interest list) but correct
+//! and cheap at the scale of one program; per-object readiness queues replace it with
+//! the networking work, when sockets bring many descriptors per waiter.
 
 use skiff_arch::time;
 use skiff_errno::{Errno, KResult};
@@ -30,15 +30,20 @@ pub fn wait_io(
     interrupted: Errno,
     mut ready: impl FnMut() -> bool,
 ) -> KResult<bool> {
-    loop {
+    // Every check re-arms the serial receive interrupt first (its handler disarms it),
+    // so each sleep after a wake-up can be ended by input again.
+    let mut check = || {
         skiff_console::arm_input_interrupt();
+        ready()
+    };
+    loop {
         let now = time::monotonic_ns();
         if deadline.is_some_and(|d| now >= d) {
-            return Ok(ready());
+            return Ok(check());
         }
         let step = now.saturating_add(RECHECK_NS);
         let until = deadline.map_or(step, |d| d.min(step));
-        match IO_EVENTS.wait_until(Some(until), true, &mut ready) {
+        match IO_EVENTS.wait_until(Some(until), true, &mut check) {
             Ok(()) => return Ok(true),
             Err(WakeReason::Interrupted) => return Err(interrupted),
             Err(_) => {}
