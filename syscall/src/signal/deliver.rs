@@ -232,18 +232,18 @@ pub fn deliver(frame: &mut TrapFrame, fpu: &mut [u8], syscall: Option<u64>) -> b
     restarted
 }
 
-fn describe(info: &SigInfo) -> alloc::string::String {
+/// How a signal came about, for the report when its default action ends the program
+/// (the report names the signal itself).
+fn describe(info: &SigInfo) -> &'static str {
     use super::frame::{SI_KERNEL, SI_QUEUE, SI_TIMER, SI_TKILL, SI_USER};
-    let name = crate::fault::signal_name(info.signo as u8);
-    let how = match info.code {
+    match info.code {
         SI_USER => "sent by the program with kill",
         SI_TKILL => "sent by the program to one of its threads",
         SI_QUEUE => "queued by the program",
         SI_TIMER => "from a timer",
         SI_KERNEL => "raised by the kernel",
         _ => "sent to the program",
-    };
-    alloc::format!("{} {}", name, how)
+    }
 }
 
 /// Resolve a system call that a signal interrupted: restart it (re-execute the
