@@ -23,6 +23,7 @@ pub mod futex;
 pub mod nr;
 pub mod process;
 pub mod signal;
+mod sys_epoll;
 mod sys_fs;
 mod sys_mem;
 mod sys_poll;

@@ -4,7 +4,7 @@
 use crate::args::Args;
 use crate::nr::*;
 use crate::thread as th;
-use crate::{futex, sys_signal as sig, sys_timer as tm};
+use crate::{futex, sys_epoll as ep, sys_signal as sig, sys_timer as tm};
 use crate::{sys_fs as f, sys_mem as m, sys_poll as io, sys_proc as p, sys_time as t};
 use core::sync::atomic::{AtomicU64, Ordering};
 use skiff_arch::entry::SyscallReturn;
@@ -192,6 +192,14 @@ fn call(a: &Args, frame: &TrapFrame, fpu: &[u8]) -> KResult<u64> {
         STATX => f::statx(a),
         CLOSE_RANGE => f::close_range(a),
         PIPE | PIPE2 => f::pipe2(a),
+        EPOLL_CREATE => ep::epoll_create(a),
+        EPOLL_CREATE1 => ep::epoll_create1(a),
+        EPOLL_CTL => ep::epoll_ctl(a),
+        EPOLL_WAIT => ep::epoll_wait(a),
+        EPOLL_PWAIT => ep::epoll_pwait(a),
+        EPOLL_PWAIT2 => ep::epoll_pwait2(a),
+        EVENTFD => ep::eventfd(a),
+        EVENTFD2 => ep::eventfd2(a),
         CLONE3 => th::clone3(a, frame, fpu),
         nr => unknown(nr),
     }

@@ -8,9 +8,12 @@
 //! number works too.
 
 use crate::env::{Console, ConsoleStream, Entropy};
+use crate::epoll::{EPOLLIN, EPOLLOUT, EPOLLRDNORM, EPOLLWRNORM};
 use crate::types::makedev;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
+use core::any::Any;
+use core::sync::atomic::{AtomicU64, Ordering};
 use skiff_errno::{Errno, KResult};
 use spin::Mutex;
 
@@ -63,6 +66,34 @@ pub enum IoctlOut {
     CopyOut(Vec<u8>),
 }
 
+/// When a device last had each kind of readiness event, as stamps from
+/// [`event_stamp`], so edge-triggered epoll can tell that something new happened even
+/// when the device was ready before and after (a second write into a non-empty pipe),
+/// and can order registrations by when they became ready, as Linux's ready list does.
+///
+/// Linux wakes a file's pollers with a key (`EPOLLIN` for new data, `EPOLLOUT` for new
+/// room) and epoll ignores a wakeup whose key shares no bit with what the registration
+/// asked for; a hangup wakes everyone. Keeping the three stamps apart reproduces that
+/// filter: an edge-triggered `EPOLLIN` registration on an eventfd does not fire again
+/// when a read takes one unit from a semaphore that stays readable.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Generation {
+    /// Data arrived (Linux wakes with `EPOLLIN`).
+    pub input: u64,
+    /// Room appeared (Linux wakes with `EPOLLOUT`).
+    pub output: u64,
+    /// An end closed (Linux wakes every poller, whatever it asked for).
+    pub hangup: u64,
+}
+
+static EVENT_CLOCK: AtomicU64 = AtomicU64::new(1);
+
+/// A readiness event stamp: larger than every stamp handed out before it, so stamps
+/// of different devices say which event came first.
+pub fn event_stamp() -> u64 {
+    EVENT_CLOCK.fetch_add(1, Ordering::Relaxed)
+}
+
 /// A character device driver.
 pub trait CharDevice: Send + Sync {
     fn read(&self, buf: &mut [u8], nonblock: bool) -> KResult<usize>;
@@ -91,11 +122,49 @@ pub trait CharDevice: Send + Sync {
     fn buffered(&self) -> Option<usize> {
         None
     }
+    /// What Linux's `poll` method of this file would report, as `EPOLL*` bits (the
+    /// same values as `POLL*`). [`crate::OpenFile::poll_mask`] removes the input bits
+    /// of files not open for reading and the output bits of files not open for writing.
+    fn poll_mask(&self) -> u32 {
+        let mut mask = 0;
+        if self.read_ready() {
+            mask |= EPOLLIN | EPOLLRDNORM;
+        }
+        if self.write_ready() {
+            mask |= EPOLLOUT | EPOLLWRNORM;
+        }
+        mask
+    }
+    /// When the device last had each kind of readiness event (see [`Generation`]). A
+    /// device that keeps no stamps reports zeros; epoll then sees an edge only when
+    /// readiness appears.
+    fn generation(&self) -> Generation {
+        Generation::default()
+    }
+    /// Whether the file can be watched by epoll: Linux refuses (`EPERM`) files whose
+    /// driver has no `poll` method, such as `/dev/null` and `/dev/zero`.
+    fn pollable(&self) -> bool {
+        true
+    }
+    /// The driver as `Any`, for the syscall layer to find the object behind a
+    /// descriptor of a kind it must handle itself (an epoll instance).
+    fn as_any(&self) -> Option<&dyn Any> {
+        None
+    }
+    /// What `/proc/self/fd` shows for a device with no name in the tree
+    /// (`pipe:[ino]`, `anon_inode:[eventfd]`).
+    fn link_name(&self) -> Option<Vec<u8>> {
+        None
+    }
 }
 
 /// `/dev/null`: reads hit end of file, writes vanish.
 pub struct NullDevice;
 impl CharDevice for NullDevice {
+    // Linux's memory devices have no poll method: epoll_ctl gives EPERM.
+    fn pollable(&self) -> bool {
+        false
+    }
     fn read(&self, _buf: &mut [u8], _nonblock: bool) -> KResult<usize> {
         Ok(0)
     }
@@ -107,6 +176,10 @@ impl CharDevice for NullDevice {
 /// `/dev/zero`: reads give zeros, writes vanish.
 pub struct ZeroDevice;
 impl CharDevice for ZeroDevice {
+    // Linux's memory devices have no poll method: epoll_ctl gives EPERM.
+    fn pollable(&self) -> bool {
+        false
+    }
     fn read(&self, buf: &mut [u8], _nonblock: bool) -> KResult<usize> {
         buf.fill(0);
         Ok(buf.len())
@@ -119,6 +192,10 @@ impl CharDevice for ZeroDevice {
 /// `/dev/full`: reads give zeros, writes fail with `ENOSPC`.
 pub struct FullDevice;
 impl CharDevice for FullDevice {
+    // Linux's memory devices have no poll method: epoll_ctl gives EPERM.
+    fn pollable(&self) -> bool {
+        false
+    }
     fn read(&self, buf: &mut [u8], _nonblock: bool) -> KResult<usize> {
         buf.fill(0);
         Ok(buf.len())

@@ -1,8 +1,10 @@
 //! Open file descriptions: what a descriptor refers to. Shared by `dup`ed descriptors,
 //! so the file offset and the status flags (`O_APPEND`, `O_NONBLOCK`) are shared too.
 
-use crate::device::{CharDevice, ConsoleDevice, IoctlOut, Terminal, FIONBIO, FIONREAD};
+use crate::device::{CharDevice, ConsoleDevice, Generation, IoctlOut, Terminal, FIONBIO, FIONREAD};
 use crate::env::ConsoleStream;
+use crate::epoll::{EPOLLIN, EPOLLOUT, EPOLLPRI, EPOLLRDBAND, EPOLLRDHUP, EPOLLRDNORM};
+use crate::epoll::{EPOLLWRBAND, EPOLLWRNORM};
 use crate::inode::Inode;
 use crate::types::{
     FileType, OpenFlags, SetAttr, Stat, MAX_FILE_SIZE, SEEK_CUR, SEEK_END, SEEK_HOLE, SEEK_SET,
@@ -114,20 +116,32 @@ impl OpenFile {
         Self::build(vfs, FileKind::Device(device), Some(resolved), flags, None)
     }
 
-    /// An open file for a device with no name in the tree (a pipe end), with the
-    /// attributes `fstat` reports.
+    /// An open file for a device with no name in the tree (a pipe end, an eventfd, an
+    /// epoll instance), with the attributes `fstat` reports.
     pub fn detached_device(
         device: Arc<dyn CharDevice>,
         flags: OpenFlags,
         stat: Stat,
     ) -> Arc<OpenFile> {
-        Self::build(
+        let file = Self::build(
             Weak::new(),
             FileKind::Device(device),
             None,
             flags,
             Some(stat),
-        )
+        );
+        // Only open(2) adds O_LARGEFILE; Linux's pipe2, eventfd and epoll_create do not.
+        file.status
+            .fetch_and(!OpenFlags::O_LARGEFILE, Ordering::Relaxed);
+        file
+    }
+
+    /// The driver behind a device file, if it is a `T` (an epoll instance).
+    pub fn device<T: 'static>(&self) -> Option<&T> {
+        match &self.kind {
+            FileKind::Device(d) => d.as_any()?.downcast_ref::<T>(),
+            _ => None,
+        }
     }
 
     /// Bytes queued in a queueing device (a pipe), if this is one.
@@ -193,6 +207,47 @@ impl OpenFile {
             FileKind::Device(d) => (d.read_ready(), d.write_ready()),
             _ => (true, true),
         }
+    }
+
+    /// What `poll` on this file reports, as `EPOLL*` bits: the device's own mask
+    /// without the input bits when the file is not open for reading, nor the output
+    /// bits when not open for writing (`EPOLLHUP`/`EPOLLERR` stay).
+    pub fn poll_mask(&self) -> u32 {
+        const INPUT: u32 = EPOLLIN | EPOLLPRI | EPOLLRDNORM | EPOLLRDBAND | EPOLLRDHUP;
+        const OUTPUT: u32 = EPOLLOUT | EPOLLWRNORM | EPOLLWRBAND;
+        let mut mask = match &self.kind {
+            FileKind::Device(d) => d.poll_mask(),
+            // Linux's DEFAULT_POLLMASK for files without a poll method.
+            _ => EPOLLIN | EPOLLRDNORM | EPOLLOUT | EPOLLWRNORM,
+        };
+        if !self.is_readable() {
+            mask &= !INPUT;
+        }
+        if !self.is_writable() {
+            mask &= !OUTPUT;
+        }
+        mask
+    }
+
+    /// The device's readiness event counts (zeros for files with no driver), for
+    /// edge-triggered epoll.
+    pub fn generation(&self) -> Generation {
+        match &self.kind {
+            FileKind::Device(d) => d.generation(),
+            _ => Generation::default(),
+        }
+    }
+
+    /// Whether epoll may watch this file. Linux refuses (`EPERM`) files without a
+    /// `poll` method: regular files and directories on tmpfs, procfs files, and the
+    /// memory devices.
+    pub fn pollable(&self) -> bool {
+        matches!(&self.kind, FileKind::Device(d) if d.pollable())
+    }
+
+    /// Whether this is an `O_PATH` descriptor, which most calls treat as `EBADF`.
+    pub fn is_path_only(&self) -> bool {
+        self.is_path()
     }
 
     /// `F_GETFL`.
@@ -500,6 +555,11 @@ impl OpenFile {
     /// files get Linux's " (deleted)" suffix.
     pub fn path(&self) -> Vec<u8> {
         let Some(loc) = &self.location else {
+            if let FileKind::Device(d) = &self.kind {
+                if let Some(name) = d.link_name() {
+                    return name;
+                }
+            }
             return b"/dev/console".to_vec();
         };
         let Some(vfs) = self.vfs.upgrade() else {

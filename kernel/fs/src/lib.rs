@@ -1,6 +1,7 @@
 //! Skiff's file system layer: the VFS (path resolution, inodes, open files), the
 //! in-memory root filesystem (tmpfs), device files (devtmpfs on `/dev`), procfs,
-//! cpio `newc` unpacking of the initrd, and the per-process descriptor table.
+//! cpio `newc` unpacking of the initrd, the per-process descriptor table, and the files
+//! that have no name in the tree: pipes, eventfds and epoll instances.
 //!
 //! The syscall layer calls in with kernel buffers it has already copied from or will
 //! copy to user memory; nothing here touches user pointers. Errors are Linux errnos.
@@ -22,6 +23,10 @@
 //! * Open files ([`OpenFile`]): `read`, `write`, `pread`, `pwrite`, `seek`,
 //!   `getdents64`, `stat`, `truncate`, `set_attr`, `status_flags`,
 //!   `set_status_flags`, `ioctl`, `path`.
+//! * Readiness: [`OpenFile::poll_mask`] (Linux `EPOLL*` bits),
+//!   [`OpenFile::generation`] (event counts for edge triggering); epoll instances
+//!   ([`Epoll::new_file`], [`Epoll::ctl`], [`Epoll::collect`]) and eventfds
+//!   ([`eventfd()`]) are files like pipes ([`pipe()`]).
 //! * Descriptors ([`FdTable`]): `insert`, `get`, `close`, `dup`, `dup2`, `dup3`,
 //!   `dup_from`, `fcntl`, `close_on_exec`, `set_limit`.
 //! * ABI encodings: [`Stat::to_linux_stat`] (144 bytes), [`Stat::to_statx`] (256),
@@ -37,6 +42,8 @@ extern crate alloc;
 pub mod cpio;
 pub mod device;
 pub mod env;
+pub mod epoll;
+pub mod eventfd;
 pub mod fdtable;
 pub mod file;
 pub mod inode;
@@ -47,8 +54,10 @@ pub mod types;
 pub mod vfs;
 
 pub use cpio::{unpack_cpio, UnpackStats};
-pub use device::{CharDevice, IoctlOut, Terminal, Termios};
+pub use device::{CharDevice, Generation, IoctlOut, Terminal, Termios};
 pub use env::{Clock, Console, ConsoleStream, Entropy, ProcessInfo, Timespec};
+pub use epoll::{Epoll, EpollEvent};
+pub use eventfd::{eventfd, EventFd};
 pub use fdtable::{
     FdTable, FsContext, AT_FDCWD, DEFAULT_FD_LIMIT, FD_CLOEXEC, F_DUPFD, F_DUPFD_CLOEXEC, F_GETFD,
     F_GETFL, F_SETFD, F_SETFL,
