@@ -384,6 +384,28 @@ pub fn c_cases() -> Vec<Case> {
                 )
             },
         },
+        Case {
+            name: "epoll-eventfd",
+            program: "epoll_eventfd",
+            setup: |r| r.guest_timeout_secs(THREADED_GUEST_TIMEOUT_SECS),
+            check: |o| {
+                all_checks_pass(o)?;
+                has_lines(
+                    o,
+                    &[
+                        "semaphore read 2: EAGAIN value 0",
+                        "after write: 1 [data=10 IN]",
+                        "writer closed, drained: 1 [data=12 HUP]",
+                        "no new edge: 0",
+                        "write into a non-empty pipe: 1 [data=20 IN]",
+                        "emptying a full pipe is an EPOLLOUT edge: yes",
+                        "rearmed: 1 [data=31 IN]",
+                        "epoll_pwait unblocking SIGALRM: EINTR",
+                        "epoll_eventfd: done",
+                    ],
+                )
+            },
+        },
     ]
 }
 

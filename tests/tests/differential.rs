@@ -83,6 +83,7 @@ differential_tests! {
     threads => "threads",
     signals => "signals",
     futex_stress => "futex-stress",
+    epoll_eventfd => "epoll-eventfd",
     rust_probe => "rust-probe",
     rust_probe_exit_3 => "rust-probe-exit-3",
     rust_threads => "rust-threads",
