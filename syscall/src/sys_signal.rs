@@ -9,6 +9,7 @@ use crate::signal::frame::{
     AltStack, SigInfo, SI_TKILL, SI_USER, SS_AUTODISARM, SS_DISABLE, SS_ONSTACK,
 };
 use crate::signal::state::UNBLOCKABLE;
+use crate::thread::Task;
 use core::sync::atomic::Ordering;
 use skiff_arch::time;
 use skiff_errno::{Errno, KResult};
@@ -300,42 +301,44 @@ pub fn raise_sigpipe() {
     let _ = send_to_thread(&current_thread(), info);
 }
 
+/// Install a new alternate signal stack for `task` (sigaltstack's rules, shared with
+/// `rt_sigreturn`, which restores the one saved in the frame).
+pub fn set_altstack(task: &Task, ss: &AltStack) -> KResult<()> {
+    let mode = ss.flags & !SS_AUTODISARM;
+    if mode != 0 && mode != SS_DISABLE && mode != SS_ONSTACK {
+        return Err(Errno::EINVAL);
+    }
+    if mode == SS_DISABLE {
+        *task.altstack.lock() = AltStack::disabled();
+    } else {
+        if ss.size < MINSIGSTKSZ {
+            return Err(Errno::ENOMEM);
+        }
+        *task.altstack.lock() = AltStack {
+            sp: ss.sp,
+            flags: ss.flags & SS_AUTODISARM,
+            size: ss.size,
+        };
+    }
+    Ok(())
+}
+
 pub fn sigaltstack(a: &Args, rsp: u64) -> KResult<u64> {
     let thread = current_thread();
     let task = task_of(&thread);
     let old = *task.altstack.lock();
-    let enabled = old.flags & SS_DISABLE == 0 && old.size != 0;
-    let on_stack = enabled && old.contains(rsp);
     if !a.ptr(0).is_null() {
         let bytes: [u8; 24] = a.ptr(0).read()?;
-        let ss = AltStack::from_bytes(&bytes);
-        if on_stack {
+        if old.on_stack(rsp) {
             return Err(Errno::EPERM);
         }
-        let mode = ss.flags & !SS_AUTODISARM;
-        if mode != 0 && mode != SS_DISABLE && mode != SS_ONSTACK {
-            return Err(Errno::EINVAL);
-        }
-        if mode == SS_DISABLE {
-            *task.altstack.lock() = AltStack::disabled();
-        } else {
-            if ss.size < MINSIGSTKSZ {
-                return Err(Errno::ENOMEM);
-            }
-            *task.altstack.lock() = AltStack {
-                sp: ss.sp,
-                flags: ss.flags & SS_AUTODISARM,
-                size: ss.size,
-            };
-        }
+        set_altstack(task, &AltStack::from_bytes(&bytes))?;
     }
     if !a.ptr(1).is_null() {
-        let mut report = old;
-        if !enabled {
-            report = AltStack::disabled();
-        } else if on_stack {
-            report.flags |= SS_ONSTACK;
-        }
+        let report = AltStack {
+            flags: old.reported_flags(rsp),
+            ..old
+        };
         a.ptr(1).write_bytes(&report.to_bytes())?;
     }
     Ok(0)

@@ -9,7 +9,7 @@
 
 use crate::args::{Args, UserPtr};
 use crate::futex;
-use crate::process::{current, current_thread, task_of, PID};
+use crate::process::{current, current_thread, task_of};
 use crate::signal::frame::AltStack;
 use crate::signal::state::PendingSignals;
 use alloc::boxed::Box;
@@ -354,9 +354,6 @@ fn release_one(word: u64, tid: u32) {
         futex::wake(word, 1, futex::BITSET_MATCH_ANY);
     }
 }
-
-/// The main thread's ID (the PID).
-pub const MAIN_TID: u32 = PID;
 
 #[cfg(test)]
 mod tests {

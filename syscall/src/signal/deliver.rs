@@ -31,10 +31,6 @@ pub const SA_RESETHAND: u64 = 0x8000_0000;
 pub const SIGBUS: usize = 7;
 pub const SIGSEGV: usize = 11;
 
-const RFLAGS_TF: u64 = 1 << 8;
-const RFLAGS_DF: u64 = 1 << 10;
-const RFLAGS_RF: u64 = 1 << 16;
-
 /// Whether `sig` would be discarded on arrival (Linux's `sig_handler_ignored`): its
 /// handler is `SIG_IGN`, or `SIG_DFL` with a default action of ignoring it.
 pub fn ignored(sig: usize, act: &SigAction) -> bool {
@@ -322,13 +318,7 @@ fn setup_handler(
         let mut acts = current().sigactions.lock();
         acts[sig - 1].handler = SIG_DFL;
     }
-    frame.rip = act.handler;
-    frame.rsp = sf.rsp;
-    frame.rdi = sig as u64;
-    frame.rsi = sf.siginfo_addr;
-    frame.rdx = sf.ucontext_addr;
-    frame.rax = 0;
-    frame.rflags &= !(RFLAGS_TF | RFLAGS_DF | RFLAGS_RF);
+    sf.enter_handler(frame, act.handler);
     frame::init_fpu(&fmt, fpu);
     Ok(())
 }
@@ -350,7 +340,7 @@ pub fn sigreturn(frame: &mut TrapFrame, fpu: &mut [u8]) {
 }
 
 fn restore_frame(frame: &mut TrapFrame, fpu: &mut [u8]) -> KResult<()> {
-    let base = frame.rsp.wrapping_sub(8);
+    let base = frame::sigreturn_frame_addr(frame.rsp)?;
     let mut bytes = alloc::vec![0u8; frame::RT_SIGFRAME_SIZE];
     usercopy::copy_from_user(&mut bytes, base)?;
     let restored = frame::parse_sigcontext(&bytes)?;
@@ -370,19 +360,7 @@ fn restore_frame(frame: &mut TrapFrame, fpu: &mut [u8]) -> KResult<()> {
     task.blocked
         .store(restored.blocked & !UNBLOCKABLE, Ordering::Relaxed);
     // Linux restores the alternate stack as sigaltstack would, ignoring failures.
-    let alt = restored.altstack;
-    if alt.flags & frame::SS_DISABLE != 0 {
-        *task.altstack.lock() = AltStack::disabled();
-    } else if alt.size >= crate::sys_signal::MINSIGSTKSZ {
-        *task.altstack.lock() = AltStack {
-            sp: alt.sp,
-            flags: alt.flags & frame::SS_AUTODISARM,
-            size: alt.size,
-        };
-    }
-    let (vector, error) = (frame.vector, frame.error_code);
-    *frame = restored.regs;
-    frame.vector = vector;
-    frame.error_code = error;
+    let _ = crate::sys_signal::set_altstack(task, &restored.altstack);
+    restored.apply(frame);
     Ok(())
 }
