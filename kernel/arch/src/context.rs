@@ -167,11 +167,6 @@ impl Context {
             None => true,
         }
     }
-
-    /// `[lo, top)` of this context's kernel stack.
-    pub fn stack_bounds(&self) -> (u64, u64) {
-        (self.stack_lo, self.stack_top)
-    }
 }
 
 /// A context switch worked out while the scheduler's lock was held, carried out after

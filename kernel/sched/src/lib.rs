@@ -110,11 +110,6 @@ impl Thread {
     fn set_state(&self, s: RunState) {
         self.state.store(s as u8, Ordering::Release);
     }
-
-    /// Whether the thread is blocked in a wait.
-    pub fn is_blocked(&self) -> bool {
-        self.state() == RunState::Blocked
-    }
 }
 
 /// What an expiring timer does.
@@ -136,8 +131,6 @@ struct Scheduler {
     timers: TimerList<TimerAction>,
     /// When the current thread's slice ends.
     slice_end: u64,
-    /// A slice ended while kernel code ran; switch at the next preemption point.
-    need_resched: bool,
     /// The thread switched away from, until the next thread finishes the switch.
     prev: Option<Arc<Thread>>,
     /// Live threads other than the idle thread.
@@ -145,6 +138,10 @@ struct Scheduler {
 }
 
 static SCHED: IrqMutex<Option<Scheduler>> = IrqMutex::new(None);
+
+/// A slice ended while kernel code ran; switch at the next preemption point. Outside
+/// the lock, so the check on every system call's return costs one load.
+static NEED_RESCHED: AtomicBool = AtomicBool::new(false);
 
 /// Checks whether a thread has a signal it should be interrupted for (installed by the
 /// syscall layer, which owns signals).
@@ -173,7 +170,6 @@ pub fn init(boot_stack_lo: u64, boot_stack_top: u64, signal_check: fn(&Thread) -
         run_queue: VecDeque::new(),
         timers: TimerList::new(),
         slice_end: 0,
-        need_resched: false,
         prev: None,
         live: 0,
     });
@@ -217,11 +213,6 @@ pub fn spawn(
 /// The thread running on this CPU (the idle thread before the first switch).
 pub fn current() -> Arc<Thread> {
     with(|s| s.current.clone())
-}
-
-/// Number of live application threads.
-pub fn live_threads() -> usize {
-    with(|s| s.live)
 }
 
 /// Program the local APIC timer for the next event: the earliest timer, and the end of
@@ -268,7 +259,7 @@ fn switch_away(mut guard: irq::IrqGuard<'_, Option<Scheduler>>) {
     }
     next.set_state(RunState::Running);
     next.on_cpu.store(true, Ordering::Release);
-    s.need_resched = false;
+    NEED_RESCHED.store(false, Ordering::Relaxed);
     s.slice_end = time::monotonic_ns() + TIME_SLICE_NS;
     let plan = SwitchPlan::new(&cur.context, &next.context);
     // `prev` and `current` keep both contexts alive across the switch; the local
@@ -306,9 +297,8 @@ pub fn yield_now() {
 /// Switch if the current slice ran out while the kernel was busy. Call where the
 /// thread holds no locks, on the way back to the application.
 pub fn preempt_point() {
-    let guard = SCHED.lock();
-    if guard.as_ref().is_some_and(|s| s.need_resched) {
-        switch_away(guard);
+    if NEED_RESCHED.swap(false, Ordering::Relaxed) {
+        yield_now();
     }
 }
 
@@ -500,7 +490,7 @@ pub fn on_timer_interrupt(from_app: bool) {
         let idle = Arc::ptr_eq(&s.current, &s.idle);
         let expired = !idle && now >= s.slice_end && !s.run_queue.is_empty();
         if expired && !from_app {
-            s.need_resched = true;
+            NEED_RESCHED.store(true, Ordering::Relaxed);
         }
         rearm(s);
         expired && from_app
@@ -533,11 +523,6 @@ pub fn run_idle() -> ! {
         guard.unlock_irqs_off();
         cpu::enable_interrupts_and_halt();
     }
-}
-
-/// Threads of the run queue, for diagnostics.
-pub fn runnable_tids() -> Vec<u32> {
-    with(|s| s.run_queue.iter().map(|t| t.tid).collect())
 }
 
 /// A list of waiters woken together: the wait primitive for event sources (console
