@@ -130,10 +130,6 @@ fn kmain(h: BootHandoff) -> ! {
     );
     // The boot code becomes the idle thread once the application's threads exist.
     skiff_sched::init(stack_lo, stack_top, skiff_syscall::interrupt_pending);
-    // The boot code becomes the idle thread once the application's threads exist.
-    skiff_sched::init(stack_lo, stack_top, skiff_syscall::interrupt_pending);
-    // The boot code becomes the idle thread once the application's threads exist.
-    skiff_sched::init(stack_lo, stack_top, skiff_syscall::interrupt_pending);
     cpu::enable_interrupts();
 
     // The root filesystem and the application.
