@@ -387,6 +387,7 @@ pub fn skiff_image(spec: &ImageSpec) -> Result<(InitrdTree, RunConfig), String> 
     let mut argv = vec![exe.clone()];
     argv.extend(spec.args.iter().map(|a| a.as_bytes().to_vec()));
     let config = RunConfig {
+        volumes: Vec::new(),
         exe,
         argv,
         envp: spec.env.clone(),

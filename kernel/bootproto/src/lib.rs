@@ -303,6 +303,23 @@ pub struct RunConfig {
     pub envp: Vec<Vec<u8>>,
     /// Initial working directory (absolute).
     pub cwd: Vec<u8>,
+    /// Persistent volumes to mount before the program starts.
+    pub volumes: Vec<VolumeMount>,
+}
+
+/// One virtio-blk disk and where its FAT filesystem is mounted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VolumeMount {
+    /// The disk's virtio-blk serial, [`volume_serial`]`(index)`.
+    pub serial: Vec<u8>,
+    /// Absolute guest path of the mount point (created if missing).
+    pub mount_point: Vec<u8>,
+}
+
+/// The virtio-blk serial the CLI gives the `index`-th volume; the kernel finds each
+/// volume's disk by it, whatever order the buses enumerate the disks in.
+pub fn volume_serial(index: usize) -> String {
+    alloc::format!("skiff-vol{index}")
 }
 
 /// Why a run configuration could not be read.
@@ -316,6 +333,8 @@ pub enum RunConfigError {
     EmbeddedNul,
     /// No `exe` record.
     MissingExe,
+    /// A `volume` record that is not `SERIAL:/path`.
+    BadVolume,
 }
 
 impl RunConfig {
@@ -339,6 +358,15 @@ impl RunConfig {
         }
         for e in &self.envp {
             rec("env", e)?;
+        }
+        for v in &self.volumes {
+            if v.serial.contains(&b':') || v.serial.is_empty() {
+                return Err(RunConfigError::BadVolume);
+            }
+            let mut val = v.serial.clone();
+            val.push(b':');
+            val.extend_from_slice(&v.mount_point);
+            rec("volume", &val)?;
         }
         Ok(out)
     }
@@ -367,6 +395,20 @@ impl RunConfig {
                 b"arg" => cfg.argv.push(val.to_vec()),
                 b"env" => cfg.envp.push(val.to_vec()),
                 b"cwd" => cfg.cwd = val.to_vec(),
+                b"volume" => {
+                    let colon = val
+                        .iter()
+                        .position(|&b| b == b':')
+                        .ok_or(RunConfigError::BadVolume)?;
+                    let (serial, mount_point) = (&val[..colon], &val[colon + 1..]);
+                    if serial.is_empty() || mount_point.first() != Some(&b'/') {
+                        return Err(RunConfigError::BadVolume);
+                    }
+                    cfg.volumes.push(VolumeMount {
+                        serial: serial.to_vec(),
+                        mount_point: mount_point.to_vec(),
+                    });
+                }
                 other => {
                     return Err(RunConfigError::UnknownKey(
                         String::from_utf8_lossy(other).into(),
@@ -502,6 +544,10 @@ mod tests {
             ],
             envp: vec![b"PATH=/bin".to_vec()],
             cwd: b"/".to_vec(),
+            volumes: vec![VolumeMount {
+                serial: volume_serial(0).into_bytes(),
+                mount_point: b"/data".to_vec(),
+            }],
         };
         let enc = cfg.encode().unwrap();
         assert_eq!(RunConfig::decode(&enc).unwrap(), cfg);
@@ -518,6 +564,14 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(bad.encode(), Err(RunConfigError::EmbeddedNul));
+        assert_eq!(
+            RunConfig::decode(b"exe=/x\0volume=skiff-vol0\0"),
+            Err(RunConfigError::BadVolume)
+        );
+        assert_eq!(
+            RunConfig::decode(b"exe=/x\0volume=skiff-vol0:data\0"),
+            Err(RunConfigError::BadVolume)
+        );
     }
 
     #[test]
