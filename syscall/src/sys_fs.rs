@@ -318,6 +318,50 @@ pub fn openat(a: &Args) -> KResult<u64> {
     open_common(a.dirfd(0), &path, a.u32(2), a.u32(3))
 }
 
+/// `openat2(2)`: the `open_how` struct is versioned by size; unknown flag bits, a
+/// mode without `O_CREAT`/`O_TMPFILE` and non-zero bytes past the fields we know are
+/// refused, as Linux does (unlike `openat`, which ignores unknown bits).
+pub fn openat2(a: &Args) -> KResult<u64> {
+    const OPEN_HOW_SIZE_VER0: usize = 24;
+    const VALID_OPEN_FLAGS: u64 = 0o37777703;
+    const O_PATH_FLAGS: u64 =
+        (OpenFlags::O_DIRECTORY | OpenFlags::O_NOFOLLOW | OpenFlags::O_PATH | OpenFlags::O_CLOEXEC)
+            as u64;
+    let path = a.path(1)?;
+    let size = a.raw(3) as usize;
+    if size < OPEN_HOW_SIZE_VER0 {
+        return Err(Errno::EINVAL);
+    }
+    if size > 4096 {
+        return Err(Errno::E2BIG);
+    }
+    let how = a.ptr(2).read_bytes(size)?;
+    if how[OPEN_HOW_SIZE_VER0..].iter().any(|&b| b != 0) {
+        return Err(Errno::E2BIG);
+    }
+    let word = |i: usize| u64::from_le_bytes(how[i * 8..i * 8 + 8].try_into().unwrap_or([0; 8]));
+    let (flags, mode, resolve) = (word(0), word(1), word(2));
+    if flags & !VALID_OPEN_FLAGS != 0 || mode & !0o7777 != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let creates = flags & OpenFlags::O_CREAT as u64 != 0
+        || flags & OpenFlags::O_TMPFILE as u64 == OpenFlags::O_TMPFILE as u64;
+    if mode != 0 && !creates {
+        return Err(Errno::EINVAL);
+    }
+    if flags & OpenFlags::O_PATH as u64 != 0 && flags & !O_PATH_FLAGS != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let fd = current().fs.open_resolve(
+        dirfd_raw(a.dirfd(0)),
+        &path,
+        OpenFlags(flags as u32),
+        mode as u32,
+        resolve,
+    )?;
+    Ok(fd as u64)
+}
+
 pub fn creat(a: &Args) -> KResult<u64> {
     let path = a.path(0)?;
     let flags = OpenFlags::O_CREAT | OpenFlags::O_WRONLY | OpenFlags::O_TRUNC;

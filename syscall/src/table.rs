@@ -165,6 +165,7 @@ fn call(a: &Args, frame: &TrapFrame, fpu: &[u8]) -> KResult<u64> {
         KILL => sig::kill(a),
         UTIMES => f::utimes(a),
         OPENAT => f::openat(a),
+        OPENAT2 => f::openat2(a),
         MKDIRAT => f::mkdirat(a),
         FCHOWNAT => f::fchownat(a),
         NEWFSTATAT => f::newfstatat(a),

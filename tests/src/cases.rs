@@ -145,6 +145,31 @@ pub fn c_cases() -> Vec<Case> {
             },
         },
         Case {
+            name: "openat2",
+            program: "openat2",
+            setup: |r| r,
+            check: |o| {
+                all_checks_pass(o)?;
+                let text = o.stdout_text();
+                for line in [
+                    "plain: OK",
+                    "unknown_flag: EINVAL",
+                    "long_nonzero_tail: E2BIG",
+                    "bad_pointer: EFAULT",
+                    "no_symlinks_link: ELOOP",
+                    "beneath_dotdot: EXDEV",
+                    "beneath_symlink_escape: EXDEV",
+                    "in_root_absolute: OK",
+                    "no_xdev_proc: EXDEV",
+                ] {
+                    if !text.lines().any(|l| l == line) {
+                        return Err(format!("missing line {line:?}"));
+                    }
+                }
+                Ok(())
+            },
+        },
+        Case {
             name: "dirs",
             program: "dirs",
             setup: |r| r,

@@ -66,6 +66,7 @@ differential_tests! {
     hello => "hello",
     fileio => "fileio",
     dirs => "dirs",
+    openat2 => "openat2",
     mem => "mem",
     time => "time",
     stdin_empty => "stdin-empty",

@@ -301,8 +301,27 @@ impl FsContext {
 
     /// `openat(2)` with the umask applied, installing the descriptor.
     pub fn open(&self, dirfd: i32, path: &[u8], flags: OpenFlags, mode: u32) -> KResult<i32> {
-        let base = self.base_for(dirfd, path)?;
-        let file = self.vfs.open(&base, path, flags, mode & !self.umask())?;
+        self.open_resolve(dirfd, path, flags, mode, 0)
+    }
+
+    /// `openat2(2)`: [`FsContext::open`] under `RESOLVE_*` restrictions.
+    pub fn open_resolve(
+        &self,
+        dirfd: i32,
+        path: &[u8],
+        flags: OpenFlags,
+        mode: u32,
+        resolve: u64,
+    ) -> KResult<i32> {
+        // The anchor of RESOLVE_BENEATH/IN_ROOT is the dirfd even for absolute paths.
+        let base = if resolve != 0 && dirfd != AT_FDCWD {
+            self.base_for(dirfd, b"")?
+        } else {
+            self.base_for(dirfd, path)?
+        };
+        let file = self
+            .vfs
+            .open_resolve(&base, path, flags, mode & !self.umask(), resolve)?;
         let cloexec = flags.0 & OpenFlags::O_CLOEXEC != 0;
         self.fds.lock().insert(file, cloexec)
     }

@@ -108,6 +108,39 @@ pub(crate) struct Resolved {
     pub parent: Option<(Location, Vec<u8>)>,
 }
 
+/// `openat2`'s `RESOLVE_*` restrictions (Linux values).
+pub const RESOLVE_NO_XDEV: u64 = 0x01;
+pub const RESOLVE_NO_MAGICLINKS: u64 = 0x02;
+pub const RESOLVE_NO_SYMLINKS: u64 = 0x04;
+pub const RESOLVE_BENEATH: u64 = 0x08;
+pub const RESOLVE_IN_ROOT: u64 = 0x10;
+pub const RESOLVE_CACHED: u64 = 0x20;
+
+/// The state of one path resolution: symlinks followed so far, and `openat2`'s
+/// restrictions with the directory they are relative to.
+#[derive(Default)]
+pub(crate) struct Walk {
+    links: u32,
+    resolve: u64,
+    /// The starting directory that `RESOLVE_BENEATH`/`RESOLVE_IN_ROOT` confine to.
+    anchor: Option<Location>,
+}
+
+impl Walk {
+    fn confined(&self) -> bool {
+        self.resolve & (RESOLVE_BENEATH | RESOLVE_IN_ROOT) != 0
+    }
+
+    /// Counts one followed symlink: `ELOOP` past the limit or when symlinks are refused.
+    fn follow_one(&mut self) -> KResult<()> {
+        self.links += 1;
+        if self.links > MAX_SYMLINKS || self.resolve & RESOLVE_NO_SYMLINKS != 0 {
+            return Err(Errno::ELOOP);
+        }
+        Ok(())
+    }
+}
+
 /// Flags `faccessat2` accepts here; `AT_EMPTY_PATH` is resolved by the caller.
 const ACCESS_FLAGS: u32 = AT_EACCESS | AT_SYMLINK_NOFOLLOW;
 
@@ -365,33 +398,50 @@ impl Vfs {
 
     /// One step from directory `dir` by `name` (which may be "." or ".."), without
     /// following a final symlink.
-    fn step(&self, dir: &Location, name: &[u8]) -> KResult<Location> {
+    /// Under `openat2`'s restrictions, `..` may not leave the anchor and a step may not
+    /// cross a mount.
+    fn step(&self, dir: &Location, name: &[u8], w: &Walk) -> KResult<Location> {
         if !dir.is_dir() {
             return Err(Errno::ENOTDIR);
         }
-        match name {
-            b"." => Ok(dir.clone()),
-            b".." => self.parent_of(dir),
+        let next = match name {
+            b"." => return Ok(dir.clone()),
+            b".." => self.dotdot(dir, w)?,
             _ => {
                 if name.len() > NAME_MAX {
                     return Err(Errno::ENAMETOOLONG);
                 }
                 let child = dir.inode.lookup(name)?;
-                Ok(self.cross_mounts(dir.with_inode(child)))
+                self.cross_mounts(dir.with_inode(child))
             }
+        };
+        if w.resolve & RESOLVE_NO_XDEV != 0 && next.mount.id != dir.mount.id {
+            return Err(Errno::EXDEV);
         }
+        Ok(next)
     }
 
-    fn follow_link(&self, dir: &Location, link: &Location, links: &mut u32) -> KResult<Resolved> {
-        *links += 1;
-        if *links > MAX_SYMLINKS {
-            return Err(Errno::ELOOP);
+    /// `..` of `dir`; at the anchor of a confined walk it is an escape (`EXDEV`) for
+    /// `RESOLVE_BENEATH` and stays put for `RESOLVE_IN_ROOT`, as Linux.
+    fn dotdot(&self, dir: &Location, w: &Walk) -> KResult<Location> {
+        if let Some(anchor) = w.anchor.as_ref().filter(|_| w.confined()) {
+            if dir.same_as(anchor) {
+                if w.resolve & RESOLVE_BENEATH != 0 {
+                    return Err(Errno::EXDEV);
+                }
+                return Ok(dir.clone());
+            }
         }
+        self.parent_of(dir)
+    }
+
+    fn follow_link(&self, dir: &Location, link: &Location, w: &mut Walk) -> KResult<Resolved> {
+        w.follow_one()?;
         let target = link.inode.readlink()?;
         if target.is_empty() {
             return Err(Errno::ENOENT);
         }
-        self.walk(dir, &target, true, links)
+        self.walk(dir, &target, true, w)
     }
 
     /// Resolves everything but the last component: returns the directory that holds
@@ -400,7 +450,7 @@ impl Vfs {
         &self,
         base: &Location,
         path: &'p [u8],
-        links: &mut u32,
+        w: &mut Walk,
     ) -> KResult<(Location, Last<'p>, bool)> {
         if path.is_empty() {
             return Err(Errno::ENOENT);
@@ -408,10 +458,19 @@ impl Vfs {
         if path.len() >= PATH_MAX {
             return Err(Errno::ENAMETOOLONG);
         }
-        let mut cur = if path[0] == b'/' {
-            self.root()
-        } else {
+        let mut cur = if path[0] != b'/' {
             base.clone()
+        } else if w.resolve & RESOLVE_BENEATH != 0 {
+            return Err(Errno::EXDEV);
+        } else if let Some(anchor) = w.anchor.as_ref().filter(|_| w.confined()) {
+            // RESOLVE_IN_ROOT: "/" means the anchor.
+            anchor.clone()
+        } else {
+            let root = self.root();
+            if w.resolve & RESOLVE_NO_XDEV != 0 && root.mount.id != base.mount.id {
+                return Err(Errno::EXDEV);
+            }
+            root
         };
         let components: Vec<&[u8]> = path
             .split(|&b| b == b'/')
@@ -422,9 +481,9 @@ impl Vfs {
             return Ok((cur, Last::Root, trailing_slash));
         };
         for &component in middle {
-            let next = self.step(&cur, component)?;
+            let next = self.step(&cur, component, w)?;
             cur = if next.file_type() == FileType::Symlink {
-                self.follow_link(&cur, &next, links)?.loc
+                self.follow_link(&cur, &next, w)?.loc
             } else {
                 next
             };
@@ -450,22 +509,22 @@ impl Vfs {
         base: &Location,
         path: &[u8],
         follow_last: bool,
-        links: &mut u32,
+        w: &mut Walk,
     ) -> KResult<Resolved> {
-        let (dir, last, trailing_slash) = self.walk_parent(base, path, links)?;
+        let (dir, last, trailing_slash) = self.walk_parent(base, path, w)?;
         let resolved = match last {
             Last::Root | Last::Dot => Resolved {
                 loc: dir,
                 parent: None,
             },
             Last::DotDot => Resolved {
-                loc: self.parent_of(&dir)?,
+                loc: self.step(&dir, b"..", w)?,
                 parent: None,
             },
             Last::Name(name) => {
-                let loc = self.step(&dir, name)?;
+                let loc = self.step(&dir, name, w)?;
                 if loc.file_type() == FileType::Symlink && (follow_last || trailing_slash) {
-                    self.follow_link(&dir, &loc, links)?
+                    self.follow_link(&dir, &loc, w)?
                 } else {
                     Resolved {
                         loc,
@@ -483,7 +542,9 @@ impl Vfs {
     /// Resolves `path` relative to `base` (absolute paths start at the root).
     /// `follow_last` says whether a final symlink is followed.
     pub fn resolve(&self, base: &Location, path: &[u8], follow_last: bool) -> KResult<Location> {
-        Ok(self.walk(base, path, follow_last, &mut 0)?.loc)
+        Ok(self
+            .walk(base, path, follow_last, &mut Walk::default())?
+            .loc)
     }
 
     /// The absolute path of a directory (`ENOENT` if it was removed).
@@ -541,6 +602,40 @@ impl Vfs {
         flags: OpenFlags,
         mode: u32,
     ) -> KResult<Arc<OpenFile>> {
+        self.open_resolve(base, path, flags, mode, 0)
+    }
+
+    /// `openat2(2)`: [`Vfs::open`] under `RESOLVE_*` restrictions. There are no magic
+    /// links here (`/proc/self/fd/N` resolves by path), so `RESOLVE_NO_MAGICLINKS` has
+    /// nothing to refuse; `RESOLVE_CACHED` always asks the caller to retry without it
+    /// (`EAGAIN`), since a lookup on a volume may need device I/O.
+    pub fn open_resolve(
+        &self,
+        base: &Location,
+        path: &[u8],
+        flags: OpenFlags,
+        mode: u32,
+        resolve: u64,
+    ) -> KResult<Arc<OpenFile>> {
+        const KNOWN: u64 = RESOLVE_NO_XDEV
+            | RESOLVE_NO_MAGICLINKS
+            | RESOLVE_NO_SYMLINKS
+            | RESOLVE_BENEATH
+            | RESOLVE_IN_ROOT
+            | RESOLVE_CACHED;
+        if resolve & !KNOWN != 0
+            || resolve & (RESOLVE_BENEATH | RESOLVE_IN_ROOT) == RESOLVE_BENEATH | RESOLVE_IN_ROOT
+        {
+            return Err(Errno::EINVAL);
+        }
+        if resolve & RESOLVE_CACHED != 0 {
+            return Err(Errno::EAGAIN);
+        }
+        let mut walk = Walk {
+            links: 0,
+            resolve,
+            anchor: Some(base.clone()),
+        };
         let mut flags = flags.0;
         if flags & OpenFlags::O_TMPFILE_BIT != 0 {
             // Unnamed temporary files need a linkable-but-unlinked inode state tmpfs
@@ -557,12 +652,11 @@ impl Vfs {
         if creating && flags & OpenFlags::O_DIRECTORY != 0 {
             return Err(Errno::EINVAL);
         }
-        let mut links = 0;
         let (resolved, created) = if creating {
-            self.open_create(base, path, flags, mode, &mut links)?
+            self.open_create(base, path, flags, mode, &mut walk)?
         } else {
             let follow = flags & OpenFlags::O_NOFOLLOW == 0;
-            (self.walk(base, path, follow, &mut links)?, false)
+            (self.walk(base, path, follow, &mut walk)?, false)
         };
         let file_type = resolved.loc.file_type();
         if flags & OpenFlags::O_DIRECTORY != 0 && file_type != FileType::Directory {
@@ -615,9 +709,9 @@ impl Vfs {
         path: &[u8],
         flags: u32,
         mode: u32,
-        links: &mut u32,
+        w: &mut Walk,
     ) -> KResult<(Resolved, bool)> {
-        let (dir, last, trailing_slash) = self.walk_parent(base, path, links)?;
+        let (dir, last, trailing_slash) = self.walk_parent(base, path, w)?;
         let Last::Name(name) = last else {
             return Err(Errno::EISDIR);
         };
@@ -625,7 +719,7 @@ impl Vfs {
             return Err(Errno::EISDIR);
         }
         loop {
-            match self.step(&dir, name) {
+            match self.step(&dir, name, w) {
                 Ok(existing) => {
                     if flags & OpenFlags::O_EXCL != 0 {
                         return Err(Errno::EEXIST);
@@ -634,15 +728,12 @@ impl Vfs {
                         if flags & OpenFlags::O_NOFOLLOW != 0 {
                             return Err(Errno::ELOOP);
                         }
-                        *links += 1;
-                        if *links > MAX_SYMLINKS {
-                            return Err(Errno::ELOOP);
-                        }
+                        w.follow_one()?;
                         let target = existing.inode.readlink()?;
                         if target.is_empty() {
                             return Err(Errno::ENOENT);
                         }
-                        return self.open_create(&dir, &target, flags, mode, links);
+                        return self.open_create(&dir, &target, flags, mode, w);
                     }
                     if existing.is_dir() {
                         return Err(Errno::EISDIR);
@@ -687,7 +778,7 @@ impl Vfs {
         path: &'p [u8],
         dir_ok: bool,
     ) -> KResult<(Location, &'p [u8])> {
-        let (dir, last, trailing_slash) = self.walk_parent(base, path, &mut 0)?;
+        let (dir, last, trailing_slash) = self.walk_parent(base, path, &mut Walk::default())?;
         let Last::Name(name) = last else {
             return Err(Errno::EEXIST);
         };
@@ -794,7 +885,7 @@ impl Vfs {
 
     /// `unlinkat(2)`: `remove_dir` is `AT_REMOVEDIR` (rmdir).
     pub fn unlink(&self, base: &Location, path: &[u8], remove_dir: bool) -> KResult<()> {
-        let (dir, last, trailing_slash) = self.walk_parent(base, path, &mut 0)?;
+        let (dir, last, trailing_slash) = self.walk_parent(base, path, &mut Walk::default())?;
         let name = match (last, remove_dir) {
             (Last::Name(name), _) => name,
             (Last::Dot, true) => return Err(Errno::EINVAL),
@@ -831,8 +922,10 @@ impl Vfs {
         {
             return Err(Errno::EINVAL);
         }
-        let (old_dir, old_last, old_slash) = self.walk_parent(old_base, old_path, &mut 0)?;
-        let (new_dir, new_last, new_slash) = self.walk_parent(new_base, new_path, &mut 0)?;
+        let (old_dir, old_last, old_slash) =
+            self.walk_parent(old_base, old_path, &mut Walk::default())?;
+        let (new_dir, new_last, new_slash) =
+            self.walk_parent(new_base, new_path, &mut Walk::default())?;
         if old_dir.mount.id != new_dir.mount.id {
             return Err(Errno::EXDEV);
         }
