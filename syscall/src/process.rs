@@ -15,6 +15,7 @@ use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use skiff_fs::FsContext;
 use skiff_sched::irq::IrqMutex;
+use skiff_sched::mutex::SleepMutex;
 use skiff_sched::Thread;
 use skiff_vm::AddressSpace;
 use spin::{Mutex, Once};
@@ -39,7 +40,8 @@ pub struct SigAction {
 
 pub struct Process {
     pub fs: Arc<FsContext>,
-    pub aspace: Mutex<AddressSpace>,
+    /// A sleeping lock: faults on file mappings read files, which may wait for a disk.
+    pub aspace: SleepMutex<AddressSpace>,
     /// Guest path of the executable, for `/proc/self/exe`.
     pub exe_path: Vec<u8>,
     pub argv: Vec<Vec<u8>>,
@@ -103,7 +105,7 @@ impl Process {
     ) -> Process {
         Process {
             fs,
-            aspace: Mutex::new(aspace),
+            aspace: SleepMutex::new(aspace),
             exe_path,
             argv,
             envp,

@@ -36,6 +36,30 @@ impl MapSource for FileSource {
     fn describe(&self) -> (u64, u64, Vec<u8>) {
         (self.dev, self.ino, self.path.clone())
     }
+
+    fn writable(&self) -> bool {
+        self.file.is_writable()
+    }
+
+    fn write_back(&self, offset: u64, data: &[u8]) -> KResult<()> {
+        let size = self.file.stat()?.size;
+        let len = size.saturating_sub(offset).min(data.len() as u64) as usize;
+        let mut done = 0;
+        while done < len {
+            let n = self
+                .file
+                .pwrite(&data[done..len], (offset + done as u64) as i64)?;
+            if n == 0 {
+                return Err(Errno::EIO);
+            }
+            done += n;
+        }
+        Ok(())
+    }
+
+    fn sync(&self) -> KResult<()> {
+        self.file.sync(false)
+    }
 }
 
 pub fn brk(a: &Args) -> KResult<u64> {
@@ -139,10 +163,8 @@ pub fn msync(a: &Args) -> KResult<u64> {
     if addr % PAGE_SIZE != 0 || (flags & MS_ASYNC != 0 && flags & MS_SYNC != 0) {
         return Err(Errno::EINVAL);
     }
-    // Writable shared file mappings do not exist yet (mmap refuses them), so there is
-    // never anything to write back; only the range check remains.
     let p = current();
-    let aspace = p.aspace.lock();
+    let mut aspace = p.aspace.lock();
     let end = addr.checked_add(len).ok_or(Errno::ENOMEM)?;
     let mut at = addr;
     while at < end {
@@ -151,7 +173,29 @@ pub fn msync(a: &Args) -> KResult<u64> {
             None => return Err(Errno::ENOMEM),
         }
     }
+    // MS_ASYNC writes back now too: there is no background flusher to defer it to.
+    if flags & MS_INVALIDATE == 0 || flags & (MS_SYNC | MS_ASYNC) != 0 {
+        aspace.sync_range(&mut UserPageTable::current(), addr, end)?;
+    }
+    if flags & MS_SYNC != 0 {
+        sync_mapped_files(&aspace, addr, end)?;
+    }
     Ok(0)
+}
+
+/// `MS_SYNC`: the files behind shared mappings in the range reach stable storage.
+fn sync_mapped_files(aspace: &skiff_vm::AddressSpace, start: u64, end: u64) -> KResult<()> {
+    let mut at = start;
+    while at < end {
+        let Some(vma) = aspace.vma_at(at) else {
+            break;
+        };
+        if let (true, Backing::File { source, .. }) = (vma.is_shared(), vma.backing()) {
+            source.sync()?;
+        }
+        at = vma.end();
+    }
+    Ok(())
 }
 
 pub fn mincore(_a: &Args) -> KResult<u64> {

@@ -10,6 +10,14 @@
 
 extern crate alloc;
 
+pub mod cache;
+pub mod lock;
+pub mod ram;
+
+pub use cache::{BlockCache, CacheStats, PAGE_SIZE};
+pub use lock::{set_lock_hooks, SleepLock, SleepLockGuard};
+pub use ram::{RamDisk, RamDiskStats};
+
 /// Bytes per sector, the unit of [`BlockDevice`] addresses (virtio-blk's fixed unit).
 pub const SECTOR_SIZE: usize = 512;
 
@@ -61,7 +69,7 @@ pub trait BlockDevice: Send + Sync {
 
 /// Checks a request against the device size and the sector unit; drivers and fakes share it.
 pub fn check_request(device_sectors: u64, sector: u64, len: usize) -> Result<(), IoError> {
-    if len % SECTOR_SIZE != 0 {
+    if !len.is_multiple_of(SECTOR_SIZE) {
         return Err(IoError::Misaligned);
     }
     let count = (len / SECTOR_SIZE) as u64;

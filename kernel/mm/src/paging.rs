@@ -14,6 +14,7 @@ use skiff_vm::{PageOps, Prot};
 
 const PRESENT: u64 = 1;
 const WRITABLE: u64 = 1 << 1;
+const DIRTY: u64 = 1 << 6;
 const HUGE: u64 = 1 << 7;
 const NO_EXECUTE: u64 = 1 << 63;
 const ADDR_MASK: u64 = 0x000f_ffff_ffff_f000;
@@ -194,8 +195,9 @@ impl PageOps for UserPageTable {
 
     fn protect_range(&mut self, start: u64, end: u64, prot: Prot) {
         let bits = prot_bits(prot);
+        // The dirty bit survives: shared file mappings write back what it marks.
         let n = self.for_each_present(start, end, |_, e| {
-            *e = (*e & ADDR_MASK) | bits;
+            *e = (*e & (ADDR_MASK | DIRTY)) | bits;
         });
         Self::flush(start, end, n);
     }
@@ -220,6 +222,27 @@ impl PageOps for UserPageTable {
 
     fn is_mapped(&self, va: u64) -> bool {
         self.translate(va).is_some()
+    }
+
+    fn take_dirty(&mut self, va: u64, out: &mut [u8]) -> bool {
+        let Some(e) = pte(self.root, va) else {
+            return false;
+        };
+        if *e & (PRESENT | DIRTY) != PRESENT | DIRTY {
+            return false;
+        }
+        *e &= !DIRTY;
+        // Clear the cached dirty state before copying, so a write racing with the copy
+        // (another CPU, later) marks the page dirty again.
+        cpu::invlpg(va);
+        let frame = *e & ADDR_MASK;
+        let n = out.len().min(PAGE_SIZE as usize);
+        // SAFETY: `frame` is a present user page's frame, mapped by the direct map; the
+        // copy only reads it.
+        unsafe {
+            core::ptr::copy_nonoverlapping(phys_to_virt(frame) as *const u8, out.as_mut_ptr(), n);
+        }
+        true
     }
 }
 

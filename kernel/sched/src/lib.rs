@@ -29,6 +29,7 @@
 extern crate alloc;
 
 pub mod irq;
+pub mod mutex;
 pub mod timers;
 
 use alloc::boxed::Box;

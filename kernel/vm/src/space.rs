@@ -26,6 +26,9 @@ pub trait PageOps {
     fn move_range(&mut self, old: u64, new: u64, len: u64);
     /// Whether a page is present at `va`.
     fn is_mapped(&self, va: u64) -> bool;
+    /// If the page at `va` is present and was written since it was mapped or last
+    /// taken, copies it to `out` (4096 bytes), marks it clean and returns true.
+    fn take_dirty(&mut self, va: u64, out: &mut [u8]) -> bool;
 }
 
 /// Where things go in the application's half of the address space.
@@ -262,10 +265,11 @@ impl AddressSpace {
     /// checks it before anything else), resolved the descriptor, and checked the file's
     /// open mode.
     ///
-    /// `MAP_SHARED` file mappings with `PROT_WRITE` return `ENODEV`: write-back to the
-    /// file is not implemented yet. Read-only shared file mappings are served like
-    /// private ones, which shows identical content (later writes to the file through
-    /// `write(2)` are not reflected in pages already faulted in). Shared anonymous
+    /// `MAP_SHARED` file mappings get their pages from the file when first touched and
+    /// write modified pages back ([`AddressSpace::sync_range`]) on `msync`, `munmap`,
+    /// when replaced, and at exit. With one address space and no page cache they are
+    /// not coherent with `write(2)`: later writes to the file through a descriptor are
+    /// not reflected in pages already faulted in. Shared anonymous
     /// memory behaves exactly like Linux's in a single process without `fork`.
     /// `MAP_HUGETLB` answers like a Linux with no huge pages reserved (`ENOMEM`, or
     /// `EINVAL` for a file that is not on hugetlbfs).
@@ -309,9 +313,10 @@ impl AddressSpace {
         }
         let prot = Prot::from_mmap_bits(prot);
         let file_backed = matches!(backing, Backing::File { .. });
-        if shared && prot.write && file_backed {
-            // Shared writable file mappings need write-back, which is a later issue.
-            return Err(Errno::ENODEV);
+        if let Backing::File { source, .. } = &backing {
+            if shared && prot.write && !source.writable() {
+                return Err(Errno::EACCES);
+            }
         }
         // Linux: PAGE_ALIGN wrapping to zero is ENOMEM, not EINVAL.
         let len = page_align_up(len).ok_or(Errno::ENOMEM)?;
@@ -370,7 +375,7 @@ impl AddressSpace {
 
     /// `mprotect(2)`. Splits VMAs at the range's ends and re-protects present pages.
     /// `ENOMEM` if any part of the range is unmapped; `EACCES` when adding write
-    /// permission to a shared file mapping (ours are never writable); `PROT_GROWSDOWN`
+    /// permission to a shared mapping of a file not open for writing; `PROT_GROWSDOWN`
     /// extends the range down to the start of a grows-down mapping (`EINVAL` on
     /// others); `PROT_GROWSUP` is always `EINVAL` (x86 has no grows-up mappings).
     ///
@@ -419,8 +424,12 @@ impl AddressSpace {
             if vma.start > cursor {
                 return Err(Errno::ENOMEM);
             }
-            if new_prot.write && vma.shared && vma.is_file_backed() {
-                return Err(Errno::EACCES);
+            if new_prot.write && vma.shared {
+                if let Backing::File { source, .. } = &vma.backing {
+                    if !source.writable() {
+                        return Err(Errno::EACCES);
+                    }
+                }
             }
             cursor = vma.end;
         }
@@ -1037,10 +1046,45 @@ impl AddressSpace {
     }
 
     /// Removes all mappings in `[start, end)` and their pages.
+    /// Writes the modified pages of shared file mappings in `[start, end)` back to
+    /// their files (`msync`). Pages are marked clean as they go; the first write error
+    /// is returned (`EIO`), after trying the remaining pages.
+    pub fn sync_range(&mut self, ops: &mut dyn PageOps, start: u64, end: u64) -> KResult<()> {
+        let mut result = Ok(());
+        let mut page = alloc::vec![0u8; PAGE_SIZE as usize];
+        for vma in self.vmas.values() {
+            if vma.end <= start || vma.start >= end || !vma.shared {
+                continue;
+            }
+            let Backing::File { source, offset, .. } = &vma.backing else {
+                continue;
+            };
+            let mut va = vma.start.max(start & !(PAGE_SIZE - 1));
+            while va < vma.end.min(end) {
+                if ops.take_dirty(va, &mut page) {
+                    let r = source.write_back(offset + (va - vma.start), &page);
+                    if result.is_ok() {
+                        result = r;
+                    }
+                }
+                va += PAGE_SIZE;
+            }
+        }
+        result
+    }
+
+    /// Writes back every shared file mapping (at exit, as Linux's page cache would).
+    pub fn sync_all(&mut self, ops: &mut dyn PageOps) -> KResult<()> {
+        self.sync_range(ops, 0, self.layout.user_end)
+    }
+
     fn unmap_region(&mut self, ops: &mut dyn PageOps, start: u64, end: u64) {
         if start >= end {
             return;
         }
+        // Modified shared pages reach the file before they go; munmap has no way to
+        // report a write-back error, as on Linux.
+        let _ = self.sync_range(ops, start, end);
         self.split_at(start);
         self.split_at(end);
         let doomed: Vec<u64> = self.vmas.range(start..end).map(|(&k, _)| k).collect();

@@ -18,6 +18,8 @@ const MMAP_MIN: u64 = 0x10000;
 struct FakePages {
     pages: BTreeMap<u64, (Prot, Vec<u8>)>,
     frame_limit: Option<usize>,
+    /// Pages written by `cpu_write` since they were mapped or last taken.
+    dirty: alloc::collections::BTreeSet<u64>,
 }
 
 impl PageOps for FakePages {
@@ -43,6 +45,16 @@ impl PageOps for FakePages {
         let doomed: Vec<u64> = self.pages.range(start..end).map(|(&k, _)| k).collect();
         for va in doomed {
             self.pages.remove(&va);
+            self.dirty.remove(&va);
+        }
+    }
+    fn take_dirty(&mut self, va: u64, out: &mut [u8]) -> bool {
+        match self.pages.get(&va) {
+            Some((_, bytes)) if self.dirty.remove(&va) => {
+                out.copy_from_slice(bytes);
+                true
+            }
+            _ => false,
         }
     }
     fn protect_range(&mut self, start: u64, end: u64, prot: Prot) {
@@ -56,6 +68,11 @@ impl PageOps for FakePages {
             .into_iter()
             .map(|va| (va, self.pages.remove(&va).unwrap()))
             .collect();
+        let moved_dirty: Vec<u64> = self.dirty.range(old..old + len).copied().collect();
+        for va in moved_dirty {
+            self.dirty.remove(&va);
+            self.dirty.insert(va - old + new);
+        }
         for (va, page) in taken {
             assert!(
                 self.pages.insert(va - old + new, page).is_none(),
@@ -102,6 +119,7 @@ fn cpu_write(
             if let Some((prot, bytes)) = ops.pages.get_mut(&page) {
                 if hardware_allows(*prot, Access::Write) {
                     bytes[(va - page) as usize] = byte;
+                    ops.dirty.insert(page);
                     done = true;
                     break;
                 }
@@ -380,10 +398,10 @@ fn mmap_rejects_bad_arguments_with_linux_errnos() {
         ),
         Err(Errno::EINVAL)
     );
-    // Shared writable file mappings need write-back: not implemented yet.
+    // A shared writable mapping needs a file open for writing.
     assert_eq!(
         call(0, PAGE, RW, MAP_SHARED, file_backing(&file, 0)),
-        Err(Errno::ENODEV)
+        Err(Errno::EACCES)
     );
     assert_eq!(
         space.vmas().count(),
@@ -1993,4 +2011,101 @@ fn total_mapped_counts_every_vma() {
     assert_eq!(space.total_mapped(), 8 * PAGE);
     space.munmap(&mut ops, 0x2000_0000, PAGE).unwrap();
     assert_eq!(space.total_mapped(), 7 * PAGE);
+}
+
+/// A file in memory that a shared mapping may write back to.
+struct WritableFile {
+    data: std::sync::Mutex<Vec<u8>>,
+}
+
+impl MapSource for WritableFile {
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> KResult<usize> {
+        let data = self.data.lock().unwrap();
+        let start = (offset as usize).min(data.len());
+        let n = buf.len().min(data.len() - start);
+        buf[..n].copy_from_slice(&data[start..start + n]);
+        Ok(n)
+    }
+    fn describe(&self) -> (u64, u64, Vec<u8>) {
+        (0xfe00, 9, b"/shared".to_vec())
+    }
+    fn writable(&self) -> bool {
+        true
+    }
+    fn write_back(&self, offset: u64, page: &[u8]) -> KResult<()> {
+        let mut data = self.data.lock().unwrap();
+        let start = (offset as usize).min(data.len());
+        let n = page.len().min(data.len() - start);
+        data[start..start + n].copy_from_slice(&page[..n]);
+        Ok(())
+    }
+}
+
+#[test]
+fn shared_file_mappings_write_back_dirty_pages_on_msync_and_munmap() {
+    let (mut space, mut ops) = new_space();
+    // Two pages and a half: the tail of the last page lies past the end of the file.
+    let file = Arc::new(WritableFile {
+        data: std::sync::Mutex::new(vec![b'.'; 2 * PAGE as usize + 100]),
+    });
+    let backing = Backing::File {
+        source: file.clone(),
+        offset: 0,
+        file_size_limit: u64::MAX,
+    };
+    let addr = space
+        .mmap(&mut ops, 0, 3 * PAGE, RW, MAP_SHARED, backing)
+        .unwrap();
+    // Reading faults pages in without making them dirty: nothing is written back.
+    assert_eq!(cpu_read(&mut space, &mut ops, addr + PAGE).unwrap(), b'.');
+    file.data.lock().unwrap()[PAGE as usize] = b'w';
+    space.sync_range(&mut ops, addr, addr + 3 * PAGE).unwrap();
+    assert_eq!(
+        file.data.lock().unwrap()[PAGE as usize],
+        b'w',
+        "a clean page must not overwrite later write(2)s"
+    );
+
+    cpu_write(&mut space, &mut ops, addr + 5, b"hello").unwrap();
+    assert_eq!(
+        &file.data.lock().unwrap()[5..10],
+        b".....",
+        "not before msync"
+    );
+    space.sync_range(&mut ops, addr, addr + PAGE).unwrap();
+    assert_eq!(&file.data.lock().unwrap()[5..10], b"hello");
+
+    // Writes in the last page reach the file up to its end, which does not grow.
+    cpu_write(&mut space, &mut ops, addr + 2 * PAGE + 98, b"xyz!").unwrap();
+    space.munmap(&mut ops, addr, 3 * PAGE).unwrap();
+    let data = file.data.lock().unwrap();
+    assert_eq!(data.len(), 2 * PAGE as usize + 100);
+    assert_eq!(&data[2 * PAGE as usize + 98..], b"xy");
+}
+
+#[test]
+fn shared_writable_mapping_needs_a_writable_file() {
+    let (mut space, mut ops) = new_space();
+    let file = patterned_file(1, 0);
+    assert_eq!(
+        space.mmap(&mut ops, 0, PAGE, RW, MAP_SHARED, file_backing(&file, 0)),
+        Err(Errno::EACCES)
+    );
+    let addr = space
+        .mmap(
+            &mut ops,
+            0,
+            PAGE,
+            PROT_READ,
+            MAP_SHARED,
+            file_backing(&file, 0),
+        )
+        .unwrap();
+    assert_eq!(space.mprotect(&mut ops, addr, PAGE, RW), Err(Errno::EACCES));
+    // Private mappings of the same file may be written (copy on write).
+    let private = space
+        .mmap(&mut ops, 0, PAGE, RW, MAP_PRIVATE, file_backing(&file, 0))
+        .unwrap();
+    cpu_write(&mut space, &mut ops, private, b"x").unwrap();
+    assert_eq!(file.data[0], 1);
 }

@@ -14,6 +14,19 @@ pub trait MapSource: Send + Sync {
     /// `(st_dev, st_ino, path)` for `/proc/self/maps`. `st_dev` uses glibc's encoding
     /// (what `stat` reports), from which major and minor are decoded.
     fn describe(&self) -> (u64, u64, Vec<u8>);
+    /// Whether the file was opened for writing, which a shared writable mapping needs.
+    fn writable(&self) -> bool {
+        false
+    }
+    /// Writes a modified page of a shared mapping back at `offset`. Bytes at or past the
+    /// file's current end are dropped: a mapping never grows its file, as on Linux.
+    fn write_back(&self, _offset: u64, _data: &[u8]) -> KResult<()> {
+        Err(skiff_errno::Errno::EACCES)
+    }
+    /// `msync(MS_SYNC)`: what was written back reaches stable storage.
+    fn sync(&self) -> KResult<()> {
+        Ok(())
+    }
 }
 
 /// What a VMA is, which decides its name in `/proc/self/maps` and how pages past the
