@@ -478,10 +478,47 @@ pub fn flock(a: &Args) -> KResult<u64> {
     }
 }
 
+/// `fsync` and `fdatasync`: on a volume the data (and for `fsync` the metadata) is on
+/// the disk when this returns; memory-backed files have nothing to write.
 pub fn fsync(a: &Args) -> KResult<u64> {
-    // The root filesystem lives in RAM: data is as durable as it will ever be once
-    // written. Volumes (a later issue) will flush here.
-    file(a.fd(0)?)?;
+    use crate::nr::FDATASYNC;
+    file(a.fd(0)?)?.sync(a.nr == FDATASYNC)?;
+    Ok(0)
+}
+
+/// `syncfs`: the filesystem holding the descriptor's file reaches stable storage.
+pub fn syncfs(a: &Args) -> KResult<u64> {
+    let f = file(a.fd(0)?)?;
+    match f.location() {
+        Some(loc) => loc.mount().fs().sync()?,
+        None => return Err(Errno::EBADF),
+    }
+    Ok(0)
+}
+
+/// `sync`: every mounted filesystem reaches stable storage (errors are not reported,
+/// as on Linux).
+pub fn sync(_a: &Args) -> KResult<u64> {
+    let _ = current().fs.vfs().sync_all();
+    Ok(0)
+}
+
+/// `sync_file_range`: without a page cache of our own the only honest way to meet any
+/// of its requests is to write the file's data out.
+pub fn sync_file_range(a: &Args) -> KResult<u64> {
+    const KNOWN: u32 = 1 | 2 | 4;
+    let f = file(a.fd(0)?)?;
+    let (offset, nbytes) = (a.i64(1), a.i64(2));
+    let flags = a.flags32(3, KNOWN)?;
+    if offset < 0 || nbytes < 0 || offset.checked_add(nbytes).is_none() {
+        return Err(Errno::EINVAL);
+    }
+    if !is_regular(&f) && f.stat()?.file_type() != Some(FileType::Directory) {
+        return Err(Errno::ESPIPE);
+    }
+    if flags != 0 {
+        f.sync(true)?;
+    }
     Ok(0)
 }
 

@@ -337,19 +337,41 @@ impl OpenFile {
         match &self.kind {
             FileKind::Regular(inode) => {
                 let mut pos = self.pos.lock();
-                if self.appending() {
+                let n = if self.appending() {
                     let (n, end) = inode.append(buf)?;
                     *pos = end;
-                    Ok(n)
+                    n
                 } else {
                     let n = inode.write_at(*pos, buf)?;
                     *pos += n as u64;
-                    Ok(n)
-                }
+                    n
+                };
+                drop(pos);
+                self.sync_after_write(inode)?;
+                Ok(n)
             }
             FileKind::Device(dev) => dev.write(buf),
             FileKind::Snapshot(_) | FileKind::Directory(_) | FileKind::Path => Err(Errno::EBADF),
         }
+    }
+
+    /// `fsync(2)` (`data_only`: `fdatasync`). Files without storage behind them (pipes,
+    /// devices, procfs) have no fsync operation on Linux: `EINVAL`.
+    pub fn sync(&self, data_only: bool) -> KResult<()> {
+        match &self.kind {
+            FileKind::Regular(inode) | FileKind::Directory(inode) => inode.sync(data_only),
+            FileKind::Path => Err(Errno::EBADF),
+            FileKind::Snapshot(_) | FileKind::Device(_) => Err(Errno::EINVAL),
+        }
+    }
+
+    /// `O_SYNC`/`O_DSYNC`: a write returns only once its data is on stable storage.
+    fn sync_after_write(&self, inode: &Arc<dyn Inode>) -> KResult<()> {
+        let flags = self.status_flags();
+        if flags & OpenFlags::O_DSYNC != 0 {
+            inode.sync(flags & OpenFlags::O_SYNC != OpenFlags::O_SYNC)?;
+        }
+        Ok(())
     }
 
     /// `pread64(2)`: reads at `offset` without moving the file offset.
@@ -379,8 +401,15 @@ impl OpenFile {
             return Err(Errno::EINVAL);
         }
         match &self.kind {
-            FileKind::Regular(inode) if self.appending() => Ok(inode.append(buf)?.0),
-            FileKind::Regular(inode) => inode.write_at(offset as u64, buf),
+            FileKind::Regular(inode) => {
+                let n = if self.appending() {
+                    inode.append(buf)?.0
+                } else {
+                    inode.write_at(offset as u64, buf)?
+                };
+                self.sync_after_write(inode)?;
+                Ok(n)
+            }
             FileKind::Device(dev) if dev.seekable() => dev.write(buf),
             FileKind::Device(_) => Err(Errno::ESPIPE),
             _ => Err(Errno::EBADF),

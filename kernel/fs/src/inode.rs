@@ -114,6 +114,11 @@ pub trait Inode: Send + Sync {
     fn writable(&self) -> bool {
         true
     }
+    /// `fsync` (`data_only`: `fdatasync`): this inode's data, and the metadata needed
+    /// to read it back, reach stable storage. Memory-backed filesystems have nothing to do.
+    fn sync(&self, _data_only: bool) -> KResult<()> {
+        Ok(())
+    }
 
     // ---- symlinks ----
 
@@ -187,6 +192,15 @@ pub trait FileSystem: Send + Sync {
         "rw,relatime"
     }
     fn statfs(&self) -> StatFs;
+    /// `syncfs`: everything written to this filesystem reaches stable storage.
+    fn sync(&self) -> KResult<()> {
+        Ok(())
+    }
+    /// Makes the filesystem clean on its device (a volume's dirty flag cleared) before
+    /// the machine stops; every later operation fails with `EIO`.
+    fn unmount(&self) -> KResult<()> {
+        Ok(())
+    }
     /// Renames `old_name` in `old_dir` to `new_name` in `new_dir` (both in this
     /// filesystem, names already checked not to be "." or ".."), applying the rules of
     /// [`check_rename`] atomically with the change.

@@ -231,6 +231,32 @@ impl Vfs {
         list
     }
 
+    /// `sync(2)`: every mounted filesystem reaches stable storage. Returns the first
+    /// error, after trying them all.
+    pub fn sync_all(&self) -> KResult<()> {
+        let mut result = Ok(());
+        for (_, mount) in self.mount_list() {
+            let r = mount.fs().sync();
+            if result.is_ok() {
+                result = r;
+            }
+        }
+        result
+    }
+
+    /// Before the machine stops: every filesystem is synced and left clean on its
+    /// device. Returns the first error, after trying them all.
+    pub fn unmount_all(&self) -> KResult<()> {
+        let mut result = Ok(());
+        for (_, mount) in self.mount_list().into_iter().rev() {
+            let r = mount.fs().sync().and_then(|_| mount.fs().unmount());
+            if result.is_ok() {
+                result = r;
+            }
+        }
+        result
+    }
+
     /// Registers the driver for character device number `rdev`.
     pub fn register_device(&self, rdev: u64, device: Arc<dyn CharDevice>) {
         self.devices.write().insert(rdev, device);
