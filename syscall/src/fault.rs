@@ -144,5 +144,5 @@ pub fn terminate(frame: Option<&TrapFrame>, signal: u8, what: core::fmt::Argumen
         frame.rax, frame.rbx, frame.rcx, frame.rdx, frame.rsi, frame.rdi, frame.rbp, frame.rsp
     );
     }
-    console::exit(ExitReport::Signaled(signal))
+    crate::lifecycle::shutdown(ExitReport::Signaled(signal))
 }

@@ -20,6 +20,7 @@ pub mod env;
 pub mod exec;
 pub mod fault;
 pub mod futex;
+pub mod lifecycle;
 pub mod nr;
 pub mod process;
 pub mod signal;

@@ -296,7 +296,7 @@ pub fn exit_thread(a: &Args) -> KResult<u64> {
         threads.len()
     };
     if remaining == 0 {
-        skiff_console::exit(ExitReport::Exited(status));
+        crate::lifecycle::shutdown(ExitReport::Exited(status));
     }
     drop(thread);
     skiff_sched::exit_current()
@@ -304,7 +304,7 @@ pub fn exit_thread(a: &Args) -> KResult<u64> {
 
 /// `exit_group`: end every thread and the process.
 pub fn exit_group(a: &Args) -> KResult<u64> {
-    skiff_console::exit(ExitReport::Exited(a.int(0) as u8))
+    crate::lifecycle::shutdown(ExitReport::Exited(a.int(0) as u8))
 }
 
 const FUTEX_WAITERS: u32 = 0x8000_0000;
