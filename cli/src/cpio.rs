@@ -137,8 +137,9 @@ impl<W: Write> CpioWriter<W> {
     }
 }
 
-/// A minimal `newc` reader, used by tests to check what the writer produced.
-#[cfg(test)]
+/// Reading archives back: `skiff inspect` lists an image's initrd and `skiff run <image>`
+/// rewrites its run configuration. Malformed input is an error with the offset, never a
+/// panic.
 pub mod reader {
     use super::*;
 
@@ -153,49 +154,59 @@ pub mod reader {
         n.div_ceil(4) * 4
     }
 
-    /// Parse a whole archive (up to but excluding the trailer). Panics on malformed input,
-    /// which in a test is a failure with a message.
-    pub fn read_archive(bytes: &[u8]) -> Vec<ReadEntry> {
+    fn slice(bytes: &[u8], start: usize, len: usize) -> Result<&[u8], String> {
+        start
+            .checked_add(len)
+            .and_then(|end| bytes.get(start..end))
+            .ok_or_else(|| format!("truncated at offset {start}"))
+    }
+
+    /// Parse a whole `newc` archive up to (excluding) the trailer.
+    pub fn read_archive(bytes: &[u8]) -> Result<Vec<ReadEntry>, String> {
         let mut entries = Vec::new();
         let mut at = 0;
         loop {
-            let header = &bytes[at..at + HEADER_LEN];
-            assert_eq!(&header[..6], NEWC_MAGIC, "bad magic at offset {at}");
-            let field = |i: usize| {
-                let text = std::str::from_utf8(&header[6 + 8 * i..14 + 8 * i]).unwrap();
-                u32::from_str_radix(text, 16).unwrap()
-            };
-            let name_size = field(11) as usize;
+            let header = slice(bytes, at, HEADER_LEN)?;
+            if &header[..6] != NEWC_MAGIC {
+                return Err(format!("not a newc cpio header at offset {at}"));
+            }
+            let mut fields = [0u32; 13];
+            for (i, field) in fields.iter_mut().enumerate() {
+                let text = std::str::from_utf8(&header[6 + 8 * i..14 + 8 * i]).ok();
+                *field = text
+                    .and_then(|t| u32::from_str_radix(t, 16).ok())
+                    .ok_or_else(|| format!("bad header field at offset {}", at + 6 + 8 * i))?;
+            }
+            let name_size = fields[11] as usize;
+            if name_size == 0 {
+                return Err(format!("empty name at offset {at}"));
+            }
             let name_start = at + HEADER_LEN;
-            let name = bytes[name_start..name_start + name_size - 1].to_vec();
-            assert_eq!(
-                bytes[name_start + name_size - 1],
-                0,
-                "name not NUL-terminated"
-            );
+            let name_field = slice(bytes, name_start, name_size)?;
+            let (name, nul) = name_field.split_at(name_size - 1);
+            if nul != [0] {
+                return Err(format!("name not NUL-terminated at offset {name_start}"));
+            }
             let data_start = align4(name_start + name_size);
-            let file_size = field(6) as usize;
-            let data = bytes[data_start..data_start + file_size].to_vec();
+            let file_size = fields[6] as usize;
+            let data = slice(bytes, data_start, file_size)?.to_vec();
             at = align4(data_start + file_size);
             if name == TRAILER_NAME {
-                assert_eq!(at, bytes.len(), "bytes after the trailer");
-                return entries;
+                return Ok(entries);
             }
-            let header = EntryHeader {
-                name,
-                ino: field(0),
-                mode: field(1),
-                uid: field(2),
-                gid: field(3),
-                nlink: field(4),
-                mtime: field(5),
-                file_size: file_size as u32,
-            };
-            assert_eq!(
-                (field(7), field(8), field(9), field(10), field(12)),
-                (0, 0, 0, 0, 0)
-            );
-            entries.push(ReadEntry { header, data });
+            entries.push(ReadEntry {
+                header: EntryHeader {
+                    name: name.to_vec(),
+                    ino: fields[0],
+                    mode: fields[1],
+                    uid: fields[2],
+                    gid: fields[3],
+                    nlink: fields[4],
+                    mtime: fields[5],
+                    file_size: fields[6],
+                },
+                data,
+            });
         }
     }
 }
@@ -238,7 +249,7 @@ mod tests {
         let bytes = writer.finish().unwrap();
         assert_eq!(bytes.len() % 4, 0);
 
-        let entries = read_archive(&bytes);
+        let entries = read_archive(&bytes).unwrap();
         assert_eq!(entries.len(), 10);
         assert_eq!(entries[0].header.name, b"bin");
         assert_eq!(entries[0].header.mode, S_IFDIR | 0o755);
@@ -285,6 +296,25 @@ mod tests {
         let mut whole = CpioWriter::new(Vec::new());
         whole.write_entry(&h, b"hello").unwrap();
         assert_eq!(streamed.finish().unwrap(), whole.finish().unwrap());
+    }
+
+    #[test]
+    fn malformed_archives_are_errors() {
+        let mut writer = CpioWriter::new(Vec::new());
+        writer
+            .write_entry(&header("a", 1, S_IFREG | 0o644), b"data")
+            .unwrap();
+        let bytes = writer.finish().unwrap();
+        for cut in [0, 50, 111, 116, bytes.len() - 4] {
+            let error = read_archive(&bytes[..cut]).unwrap_err();
+            assert!(error.contains("truncated"), "{cut}: {error}");
+        }
+        let mut bad = bytes.clone();
+        bad[0] = b'X';
+        assert!(read_archive(&bad).unwrap_err().contains("not a newc"));
+        let mut bad = bytes.clone();
+        bad[20] = b'g';
+        assert!(read_archive(&bad).unwrap_err().contains("bad header field"));
     }
 
     #[test]

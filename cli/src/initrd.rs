@@ -5,9 +5,14 @@
 //! needed, a later entry replaces an earlier one at the same path, and a file may not
 //! replace a directory that has contents. [`skiff_image`] lays out what every Skiff guest
 //! gets (`/bin`, `/etc`, `/tmp`, `/root`, a few `/etc` files, the program and its run
-//! configuration) plus the user's `--file`s. The archive is deterministic: entries
-//! sorted by path, inode numbers sequential, owner root, and times taken from the source
-//! files (0 for synthesized entries), so the same inputs give the same bytes.
+//! configuration) plus the user's `--file`s.
+//!
+//! The archive is reproducible: the same inputs give the same bytes, whatever the host's
+//! directory order, umask or file times. Entries are sorted by path, inode numbers are
+//! sequential in that order, the owner is root, every time is one fixed value
+//! ([`source_date_epoch`]: `$SOURCE_DATE_EPOCH`, else 0), and host permissions are
+//! reduced to what matters in the guest ([`normalized_permissions`]: 0755 for
+//! directories and executables, 0644 for other files).
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
@@ -17,10 +22,41 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use skiff_bootproto::{RunConfig, RUN_CONFIG_PATH};
+use skiff_bootproto::{RunConfig, VolumeMount, RUN_CONFIG_PATH};
 
+use crate::cpio::reader::ReadEntry;
 use crate::cpio::{CpioWriter, EntryHeader, S_IFDIR, S_IFLNK, S_IFREG};
 use crate::options::FileMapping;
+
+/// The environment variable of the reproducible-builds convention that fixes timestamps.
+pub const SOURCE_DATE_EPOCH: &str = "SOURCE_DATE_EPOCH";
+
+/// The time every initrd entry gets: `$SOURCE_DATE_EPOCH` (seconds since the epoch) if
+/// set, else 0. `value` is the variable's value (a parameter for tests). A value that is
+/// not a number is an error, as the convention asks.
+pub fn source_date_epoch(value: Option<OsString>) -> Result<u32, String> {
+    let Some(value) = value.filter(|v| !v.is_empty()) else {
+        return Ok(0);
+    };
+    let text = value.to_string_lossy();
+    let seconds: u64 = text.trim().parse().map_err(|_| {
+        format!("{SOURCE_DATE_EPOCH}='{text}' is not a number of seconds since 1970")
+    })?;
+    u32::try_from(seconds)
+        .map_err(|_| format!("{SOURCE_DATE_EPOCH}='{text}' is too large for a cpio archive"))
+}
+
+/// The permissions a host file or directory gets in the guest: 0755 for directories and
+/// for files the owner may execute, 0644 for other files. Nothing else of the host's
+/// bits (umask, group/world bits, setuid) reaches the archive, so a checkout with a
+/// different umask builds the same bytes.
+pub fn normalized_permissions(host_mode: u32, is_dir: bool) -> u32 {
+    if is_dir || host_mode & 0o100 != 0 {
+        0o755
+    } else {
+        0o644
+    }
+}
 
 /// What one path holds.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -43,7 +79,7 @@ pub enum Content {
 pub struct Node {
     /// Permission bits (`0o7777` at most); the type comes from `content`.
     pub permissions: u32,
-    /// Seconds since the epoch (0 for synthesized entries).
+    /// Seconds since the epoch (the tree's fixed time for everything skiff adds).
     pub mtime: u32,
     pub content: Content,
 }
@@ -74,6 +110,8 @@ impl Node {
 #[derive(Clone, Debug, Default)]
 pub struct InitrdTree {
     nodes: BTreeMap<Vec<u8>, Node>,
+    /// The time given to host entries and to parent directories created implicitly.
+    mtime: u32,
 }
 
 /// Turn an absolute, normalized guest path into a tree key (`/a/b` → `a/b`, `/` → ``).
@@ -89,20 +127,57 @@ fn shown(key: &[u8]) -> String {
     format!("/{}", String::from_utf8_lossy(key))
 }
 
-/// Clamp a host timestamp into cpio's 32-bit field.
-fn mtime_of(metadata: &fs::Metadata) -> u32 {
-    metadata.mtime().clamp(0, i64::from(u32::MAX)) as u32
-}
-
 impl InitrdTree {
-    pub fn new() -> Self {
-        Self::default()
+    /// An empty tree whose host entries and implicit directories get time `mtime`.
+    pub fn new(mtime: u32) -> Self {
+        InitrdTree {
+            nodes: BTreeMap::new(),
+            mtime,
+        }
+    }
+
+    /// Change the time given to entries added from now on.
+    pub fn set_mtime(&mut self, mtime: u32) {
+        self.mtime = mtime;
+    }
+
+    /// Rebuild a tree from archive entries (an image's initrd, to change its run
+    /// configuration). Times and permissions are kept as they are.
+    pub fn from_entries(entries: Vec<ReadEntry>) -> Result<Self, String> {
+        let mut tree = InitrdTree::new(0);
+        for entry in entries {
+            let header = entry.header;
+            let content = match header.mode & 0o170000 {
+                S_IFDIR => Content::Directory,
+                S_IFREG => Content::Bytes(entry.data),
+                S_IFLNK => Content::Symlink(entry.data),
+                other => {
+                    return Err(format!(
+                        "{}: unsupported file type {other:#o} in the initrd",
+                        shown(&header.name)
+                    ))
+                }
+            };
+            let node = Node {
+                permissions: header.mode & 0o7777,
+                mtime: header.mtime,
+                content,
+            };
+            let mut path = b"/".to_vec();
+            path.extend_from_slice(&header.name);
+            tree.insert(&path, node)?;
+        }
+        Ok(tree)
     }
 
     /// The entry at an absolute guest path, if any.
-    #[cfg(test)]
     pub fn get(&self, guest_path: &[u8]) -> Option<&Node> {
         self.nodes.get(key_of(guest_path))
+    }
+
+    /// Remove the entry at an absolute guest path (not its children), returning it.
+    pub fn remove(&mut self, guest_path: &[u8]) -> Option<Node> {
+        self.nodes.remove(key_of(guest_path))
     }
 
     /// Number of entries (parents created implicitly included).
@@ -111,7 +186,7 @@ impl InitrdTree {
     }
 
     /// Add or replace the entry at an absolute guest path. Missing parent directories are
-    /// created (mode 0755, time 0). Adding at `/` itself only makes sense for a directory
+    /// created (mode 0755, the tree's time). Adding at `/` itself only makes sense for a directory
     /// and is a no-op (the root always exists and is not an archive entry).
     pub fn insert(&mut self, guest_path: &[u8], node: Node) -> Result<(), String> {
         let key = key_of(guest_path).to_vec();
@@ -135,7 +210,7 @@ impl InitrdTree {
                 Some(_) => {}
                 None => {
                     self.nodes
-                        .insert(parent.to_vec(), Node::directory(0o755, 0));
+                        .insert(parent.to_vec(), Node::directory(0o755, self.mtime));
                 }
             }
         }
@@ -149,6 +224,17 @@ impl InitrdTree {
         }
         self.nodes.insert(key, node);
         Ok(())
+    }
+
+    /// The guest path of the first entry below `key`, if any.
+    fn first_child(&self, key: &[u8]) -> Option<String> {
+        let mut prefix = key.to_vec();
+        prefix.push(b'/');
+        self.nodes
+            .range(prefix.clone()..)
+            .next()
+            .filter(|(k, _)| k.starts_with(&prefix))
+            .map(|(k, _)| shown(k))
     }
 
     fn has_children(&self, key: &[u8]) -> bool {
@@ -174,9 +260,9 @@ impl InitrdTree {
         metadata: &fs::Metadata,
         guest_path: &[u8],
     ) -> Result<(), String> {
-        let permissions = metadata.mode() & 0o7777;
-        let mtime = mtime_of(metadata);
         let file_type = metadata.file_type();
+        let permissions = normalized_permissions(metadata.mode(), file_type.is_dir());
+        let mtime = self.mtime;
         if file_type.is_dir() {
             self.insert(guest_path, Node::directory(permissions, mtime))?;
             let mut children = Vec::new();
@@ -317,18 +403,31 @@ pub fn describe_io(path: &Path, error: &io::Error) -> String {
 
 /// The program to run and what goes around it.
 pub struct ImageSpec<'a> {
-    /// The program's bytes (already checked by the loader) and its host metadata.
+    /// The program's bytes (already checked by the loader).
     pub program: &'a [u8],
-    /// The program's host path (its file name becomes `/bin/<name>`).
-    pub program_path: &'a Path,
-    /// Modification time of the program file.
-    pub program_mtime: u32,
+    /// Absolute, normalized guest path of the program; also `argv[0]`.
+    pub exe: Vec<u8>,
     /// Arguments after argv[0].
     pub args: &'a [OsString],
     /// `KEY=VALUE` entries.
     pub env: Vec<Vec<u8>>,
-    /// The user's `--file`s, in order.
+    /// Absolute, normalized initial working directory.
+    pub cwd: Vec<u8>,
+    /// The user's `--file`s (or a manifest's `[[files]]`), in order.
     pub files: &'a [FileMapping],
+    /// Absolute, normalized mount points of the volumes, in order: volume `i` is the disk
+    /// with serial [`skiff_bootproto::volume_serial`]`(i)`.
+    pub volumes: &'a [Vec<u8>],
+    /// The time of every entry ([`source_date_epoch`]).
+    pub mtime: u32,
+}
+
+/// Where a host program lands by default: `/bin/<file name>`.
+pub fn default_exe_path(program_path: &Path) -> Result<Vec<u8>, String> {
+    let name = program_path
+        .file_name()
+        .ok_or_else(|| format!("{}: not a file name", program_path.display()))?;
+    Ok([b"/bin/", name.as_bytes()].concat())
 }
 
 /// Synthesized files every guest gets; `--file`s may replace them.
@@ -340,24 +439,119 @@ const DEFAULT_FILES: &[(&str, &str)] = &[
     ("/etc/resolv.conf", "nameserver 10.0.2.3\n"),
 ];
 
-/// Lay out a Skiff guest: the standard directories and `/etc` files, then the user's
-/// `--file`s (which override those defaults), then the program at `/bin/<name>` and the
-/// run configuration (added last so that no `--file` can replace what is being run).
-pub fn skiff_image(spec: &ImageSpec) -> Result<(InitrdTree, RunConfig), String> {
-    let name = spec
-        .program_path
-        .file_name()
-        .ok_or_else(|| format!("{}: not a file name", spec.program_path.display()))?;
-    let exe = [b"/bin/", name.as_bytes()].concat();
+/// Whether `path` is `dir` or below it (both absolute and normalized).
+pub fn is_at_or_under(path: &[u8], dir: &[u8]) -> bool {
+    dir == b"/" || path == dir || (path.starts_with(dir) && path.get(dir.len()) == Some(&b'/'))
+}
 
-    let mut tree = InitrdTree::new();
+/// The run configuration for `spec` (what the kernel reads from [`RUN_CONFIG_PATH`]).
+pub fn run_config_of(spec: &ImageSpec) -> RunConfig {
+    let mut argv = vec![spec.exe.clone()];
+    argv.extend(spec.args.iter().map(|a| a.as_bytes().to_vec()));
+    RunConfig {
+        volumes: spec
+            .volumes
+            .iter()
+            .enumerate()
+            .map(|(i, mount)| VolumeMount {
+                serial: skiff_bootproto::volume_serial(i).into_bytes(),
+                mount_point: mount.clone(),
+            })
+            .collect(),
+        exe: spec.exe.clone(),
+        argv,
+        envp: spec.env.clone(),
+        cwd: spec.cwd.clone(),
+    }
+}
+
+/// Put `config` at [`RUN_CONFIG_PATH`] (replacing any there).
+pub fn insert_run_config(tree: &mut InitrdTree, config: &RunConfig) -> Result<(), String> {
+    let encoded = config
+        .encode()
+        .map_err(|e| format!("the run configuration cannot be encoded: {e:?}"))?;
+    let config_path = [b"/", RUN_CONFIG_PATH.as_bytes()].concat();
+    let parent = &config_path[..config_path.iter().rposition(|&b| b == b'/').unwrap_or(0)];
+    let mtime = tree.mtime;
+    if !parent.is_empty() && tree.get(parent).is_none() {
+        tree.insert(parent, Node::directory(0o700, mtime))?;
+    }
+    tree.insert(
+        &config_path,
+        Node {
+            permissions: 0o600,
+            mtime,
+            content: Content::Bytes(encoded),
+        },
+    )
+}
+
+/// The run configuration stored in an archive's entries, if it has one.
+pub fn run_config_in(entries: &[ReadEntry]) -> Result<RunConfig, String> {
+    let entry = entries
+        .iter()
+        .find(|e| e.header.name == RUN_CONFIG_PATH.as_bytes())
+        .ok_or_else(|| format!("the initrd has no run configuration (/{RUN_CONFIG_PATH})"))?;
+    RunConfig::decode(&entry.data)
+        .map_err(|e| format!("the initrd's run configuration is invalid: {e:?}"))
+}
+
+/// Check that the volumes' mount points do not hide anything the image holds, and that
+/// none is a file in the image.
+pub fn check_mount_points(
+    tree: &InitrdTree,
+    exe: &[u8],
+    volumes: &[Vec<u8>],
+) -> Result<(), String> {
+    for (i, mount) in volumes.iter().enumerate() {
+        if mount.as_slice() == b"/" {
+            return Err("a volume cannot be mounted at / (the root is the initrd)".into());
+        }
+        if let Some(other) = volumes[..i].iter().find(|m| *m == mount) {
+            return Err(format!(
+                "two volumes are mounted at {}",
+                String::from_utf8_lossy(other)
+            ));
+        }
+        let shown_mount = String::from_utf8_lossy(mount);
+        if is_at_or_under(exe, mount) {
+            return Err(format!(
+                "the volume mounted at {shown_mount} would hide the program {}",
+                String::from_utf8_lossy(exe)
+            ));
+        }
+        match tree.get(mount) {
+            Some(node) if !node.is_directory() => {
+                return Err(format!(
+                    "cannot mount a volume at {shown_mount}: the image has a file there"
+                ))
+            }
+            Some(_) if tree.has_children(key_of(mount)) => {
+                let hidden = tree.first_child(key_of(mount)).unwrap_or_default();
+                return Err(format!(
+                    "the volume mounted at {shown_mount} would hide {hidden} from the image"
+                ));
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Lay out a Skiff guest: the standard directories and `/etc` files, then the user's
+/// files (which override those defaults), then the program at `spec.exe`, the working
+/// directory, and the run configuration (added last so that no file can replace what is
+/// being run).
+pub fn skiff_image(spec: &ImageSpec) -> Result<(InitrdTree, RunConfig), String> {
+    let mtime = spec.mtime;
+    let mut tree = InitrdTree::new(mtime);
     for (dir, permissions) in [
         ("/bin", 0o755),
         ("/etc", 0o755),
         ("/root", 0o700),
         ("/tmp", 0o1777),
     ] {
-        tree.insert(dir.as_bytes(), Node::directory(permissions, 0))?;
+        tree.insert(dir.as_bytes(), Node::directory(permissions, mtime))?;
     }
     for (path, text) in DEFAULT_FILES {
         let content = Content::Bytes(text.as_bytes().to_vec());
@@ -365,7 +559,7 @@ pub fn skiff_image(spec: &ImageSpec) -> Result<(InitrdTree, RunConfig), String> 
             path.as_bytes(),
             Node {
                 permissions: 0o644,
-                mtime: 0,
+                mtime,
                 content,
             },
         )?;
@@ -374,52 +568,47 @@ pub fn skiff_image(spec: &ImageSpec) -> Result<(InitrdTree, RunConfig), String> 
         tree.add_host_path(&mapping.host, &mapping.guest)
             .map_err(|e| format!("--file {}: {e}", mapping.host.display()))?;
     }
+    if key_of(&spec.exe).is_empty() {
+        return Err("the program's guest path cannot be /".into());
+    }
     let program = Content::Bytes(spec.program.to_vec());
     tree.insert(
-        &exe,
+        &spec.exe,
         Node {
             permissions: 0o755,
-            mtime: spec.program_mtime,
+            mtime,
             content: program,
         },
     )?;
-
-    let mut argv = vec![exe.clone()];
-    argv.extend(spec.args.iter().map(|a| a.as_bytes().to_vec()));
-    let config = RunConfig {
-        volumes: Vec::new(),
-        exe,
-        argv,
-        envp: spec.env.clone(),
-        cwd: b"/".to_vec(),
-    };
-    let encoded = config
-        .encode()
-        .map_err(|e| format!("the run configuration cannot be encoded: {e:?}"))?;
-    let config_path = [b"/", RUN_CONFIG_PATH.as_bytes()].concat();
-    let parent = &config_path[..config_path.iter().rposition(|&b| b == b'/').unwrap_or(0)];
-    if !parent.is_empty() {
-        tree.insert(parent, Node::directory(0o700, 0))?;
+    let under_a_volume = spec.volumes.iter().any(|m| is_at_or_under(&spec.cwd, m));
+    match tree.get(&spec.cwd) {
+        Some(node) if !node.is_directory() => {
+            return Err(format!(
+                "the working directory {} is a file in the image",
+                String::from_utf8_lossy(&spec.cwd)
+            ))
+        }
+        None if !under_a_volume => tree.insert(&spec.cwd, Node::directory(0o755, mtime))?,
+        _ => {}
     }
-    tree.insert(
-        &config_path,
-        Node {
-            permissions: 0o600,
-            mtime: 0,
-            content: Content::Bytes(encoded),
-        },
-    )?;
+    check_mount_points(&tree, &spec.exe, spec.volumes)?;
+    let config = run_config_of(spec);
+    insert_run_config(&mut tree, &config)?;
     Ok((tree, config))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cpio::reader::{read_archive, ReadEntry};
+    use crate::cpio::reader::read_archive;
     use std::os::unix::fs::{symlink, PermissionsExt};
 
     fn archive(tree: &InitrdTree) -> Vec<u8> {
         tree.write_to(Vec::new()).unwrap()
+    }
+
+    fn entries_of(bytes: &[u8]) -> Vec<ReadEntry> {
+        read_archive(bytes).unwrap()
     }
 
     fn find<'a>(entries: &'a [ReadEntry], name: &str) -> &'a ReadEntry {
@@ -431,7 +620,7 @@ mod tests {
 
     #[test]
     fn parents_are_created_and_entries_sorted() {
-        let mut tree = InitrdTree::new();
+        let mut tree = InitrdTree::new(0);
         let file = |data: &str| Node {
             permissions: 0o644,
             mtime: 5,
@@ -440,7 +629,7 @@ mod tests {
         tree.insert(b"/z/y/x", file("deep")).unwrap();
         tree.insert(b"/a-b", file("dash")).unwrap();
         tree.insert(b"/a/c", file("c")).unwrap();
-        let entries = read_archive(&archive(&tree));
+        let entries = entries_of(&archive(&tree));
         let names: Vec<_> = entries
             .iter()
             .map(|e| String::from_utf8(e.header.name.clone()).unwrap())
@@ -461,7 +650,7 @@ mod tests {
             mtime: 0,
             content: Content::Bytes(vec![]),
         };
-        let mut tree = InitrdTree::new();
+        let mut tree = InitrdTree::new(0);
         tree.insert(b"/f", file()).unwrap();
         assert!(tree
             .insert(b"/f/g", file())
@@ -481,8 +670,8 @@ mod tests {
         tree.insert(b"/", Node::directory(0o755, 0)).unwrap();
     }
 
-    fn sample_host_dir() -> tempfile::TempDir {
-        let dir = tempfile::tempdir().unwrap();
+    fn sample_host_dir() -> crate::tempfiles::TempPath {
+        let dir = crate::tempfiles::test_dir();
         let root = dir.path();
         fs::create_dir_all(root.join("conf/sub")).unwrap();
         fs::write(root.join("conf/app.toml"), b"port = 80\n").unwrap();
@@ -493,6 +682,8 @@ mod tests {
         )
         .unwrap();
         symlink("app.toml", root.join("conf/link")).unwrap();
+        fs::write(root.join("conf/run.sh"), b"#!/bin/sh\n").unwrap();
+        fs::set_permissions(root.join("conf/run.sh"), fs::Permissions::from_mode(0o750)).unwrap();
         fs::write(root.join("passwd"), b"root:x:0:0::/:/bin/app\n").unwrap();
         fs::write(root.join("prog"), b"\x7fELF pretend").unwrap();
         dir
@@ -511,17 +702,22 @@ mod tests {
         ]
     }
 
-    fn build(root: &Path, files: &[FileMapping]) -> (Vec<u8>, RunConfig) {
-        let args = [OsString::from("--port"), OsString::from("8080")];
-        let spec = ImageSpec {
+    fn base_spec<'a>(files: &'a [FileMapping], args: &'a [OsString]) -> ImageSpec<'a> {
+        ImageSpec {
             program: b"\x7fELF pretend",
-            program_path: &root.join("prog"),
-            program_mtime: 1_600_000_000,
-            args: &args,
+            exe: b"/bin/prog".to_vec(),
+            args,
             env: vec![b"PATH=/bin".to_vec()],
+            cwd: b"/".to_vec(),
             files,
-        };
-        let (tree, config) = skiff_image(&spec).unwrap();
+            volumes: &[],
+            mtime: 1_600_000_000,
+        }
+    }
+
+    fn build(_root: &Path, files: &[FileMapping]) -> (Vec<u8>, RunConfig) {
+        let args = [OsString::from("--port"), OsString::from("8080")];
+        let (tree, config) = skiff_image(&base_spec(files, &args)).unwrap();
         (archive(&tree), config)
     }
 
@@ -529,7 +725,7 @@ mod tests {
     fn skiff_layout() {
         let dir = sample_host_dir();
         let (bytes, config) = build(dir.path(), &spec_files(dir.path()));
-        let entries = read_archive(&bytes);
+        let entries = entries_of(&bytes);
 
         assert_eq!(find(&entries, "tmp").header.mode, S_IFDIR | 0o1777);
         assert_eq!(find(&entries, "root").header.mode, S_IFDIR | 0o700);
@@ -564,10 +760,15 @@ mod tests {
             b"root:x:0:0::/:/bin/app\n"
         );
         assert_eq!(find(&entries, "srv/conf/app.toml").data, b"port = 80\n");
+        // Host permissions are normalized: 0600 becomes 0644, 0755 stays.
         let data = find(&entries, "srv/conf/sub/data.bin");
         assert_eq!(
             (data.data.as_slice(), data.header.mode),
-            (&[0u8, 1, 2, 255][..], S_IFREG | 0o600)
+            (&[0u8, 1, 2, 255][..], S_IFREG | 0o644)
+        );
+        assert_eq!(
+            find(&entries, "srv/conf/run.sh").header.mode,
+            S_IFREG | 0o755
         );
         let link = find(&entries, "srv/conf/link");
         assert_eq!(
@@ -576,10 +777,12 @@ mod tests {
         );
         for entry in &entries {
             assert_eq!((entry.header.uid, entry.header.gid), (0, 0));
+            assert_eq!(entry.header.mtime, 1_600_000_000, "{:?}", entry.header.name);
         }
 
         let run = find(&entries, RUN_CONFIG_PATH);
         assert_eq!(RunConfig::decode(&run.data).unwrap(), config);
+        assert_eq!(run_config_in(&entries).unwrap(), config);
         assert_eq!(config.exe, b"/bin/prog");
         assert_eq!(config.argv, [&b"/bin/prog"[..], b"--port", b"8080"]);
         assert_eq!(config.envp, [b"PATH=/bin"]);
@@ -600,8 +803,9 @@ mod tests {
     }
 
     #[test]
-    fn host_mtimes_are_kept() {
+    fn host_times_and_umask_do_not_change_the_bytes() {
         let dir = sample_host_dir();
+        let (before, _) = build(dir.path(), &spec_files(dir.path()));
         let target = dir.path().join("conf/app.toml");
         File::options()
             .write(true)
@@ -609,13 +813,139 @@ mod tests {
             .unwrap()
             .set_modified(std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_234_567))
             .unwrap();
-        let (bytes, _) = build(dir.path(), &spec_files(dir.path()));
+        // What a different umask would have produced.
+        fs::set_permissions(&target, fs::Permissions::from_mode(0o664)).unwrap();
+        fs::set_permissions(
+            dir.path().join("conf/sub"),
+            fs::Permissions::from_mode(0o775),
+        )
+        .unwrap();
+        let (after, _) = build(dir.path(), &spec_files(dir.path()));
+        assert!(before == after, "the archive changed");
+        let entries = entries_of(&after);
         assert_eq!(
-            find(&read_archive(&bytes), "srv/conf/app.toml")
-                .header
-                .mtime,
-            1_234_567
+            find(&entries, "srv/conf/app.toml").header.mtime,
+            1_600_000_000
         );
+    }
+
+    #[test]
+    fn source_date_epoch_values() {
+        assert_eq!(source_date_epoch(None), Ok(0));
+        assert_eq!(source_date_epoch(Some("".into())), Ok(0));
+        assert_eq!(
+            source_date_epoch(Some("1700000000".into())),
+            Ok(1_700_000_000)
+        );
+        assert!(source_date_epoch(Some("yesterday".into()))
+            .unwrap_err()
+            .contains("SOURCE_DATE_EPOCH='yesterday'"));
+        assert!(source_date_epoch(Some("99999999999".into()))
+            .unwrap_err()
+            .contains("too large"));
+        assert!(source_date_epoch(Some("-5".into())).is_err());
+    }
+
+    #[test]
+    fn permissions_are_normalized() {
+        assert_eq!(normalized_permissions(0o100600, false), 0o644);
+        assert_eq!(normalized_permissions(0o100664, false), 0o644);
+        assert_eq!(normalized_permissions(0o104750, false), 0o755);
+        assert_eq!(normalized_permissions(0o040700, true), 0o755);
+    }
+
+    #[test]
+    fn program_path_workdir_and_volumes() {
+        let dir = sample_host_dir();
+        let files = spec_files(dir.path());
+        let args = [OsString::from("x")];
+        let volumes = [b"/data".to_vec(), b"/var/cache".to_vec()];
+        let spec = ImageSpec {
+            exe: b"/opt/app/prog".to_vec(),
+            cwd: b"/srv/work".to_vec(),
+            volumes: &volumes,
+            ..base_spec(&files, &args)
+        };
+        let (tree, config) = skiff_image(&spec).unwrap();
+        assert_eq!(config.exe, b"/opt/app/prog");
+        assert_eq!(config.argv, [&b"/opt/app/prog"[..], b"x"]);
+        assert_eq!(config.cwd, b"/srv/work");
+        let mounts: Vec<_> = config
+            .volumes
+            .iter()
+            .map(|v| (v.serial.as_slice(), v.mount_point.as_slice()))
+            .collect();
+        assert_eq!(
+            mounts,
+            [
+                (&b"skiff-vol0"[..], &b"/data"[..]),
+                (&b"skiff-vol1"[..], &b"/var/cache"[..])
+            ]
+        );
+        // The working directory is created; mount points are left to the kernel.
+        assert!(tree.get(b"/srv/work").unwrap().is_directory());
+        assert!(tree.get(b"/data").is_none());
+        assert!(tree.get(b"/bin/prog").is_none());
+
+        // A working directory on a volume is not created in the initrd.
+        let spec = ImageSpec {
+            cwd: b"/data/sub".to_vec(),
+            volumes: &volumes,
+            ..base_spec(&files, &args)
+        };
+        let (tree, _) = skiff_image(&spec).unwrap();
+        assert!(tree.get(b"/data/sub").is_none() && tree.get(b"/data").is_none());
+    }
+
+    #[test]
+    fn volumes_may_not_hide_the_image() {
+        let dir = sample_host_dir();
+        let files = spec_files(dir.path());
+        let error = |volumes: &[Vec<u8>], cwd: &[u8]| {
+            let spec = ImageSpec {
+                volumes,
+                cwd: cwd.to_vec(),
+                ..base_spec(&files, &[])
+            };
+            skiff_image(&spec).unwrap_err()
+        };
+        let e = error(&[b"/srv".to_vec()], b"/");
+        assert!(e.contains("would hide /srv/conf"), "{e}");
+        let e = error(&[b"/bin".to_vec()], b"/");
+        assert!(e.contains("would hide the program /bin/prog"), "{e}");
+        let e = error(&[b"/etc/hosts".to_vec()], b"/");
+        assert!(e.contains("the image has a file there"), "{e}");
+        let e = error(&[b"/a".to_vec(), b"/a".to_vec()], b"/");
+        assert!(e.contains("two volumes are mounted at /a"), "{e}");
+        let e = error(&[b"/".to_vec()], b"/");
+        assert!(e.contains("cannot be mounted at /"), "{e}");
+        let e = error(&[], b"/etc/hosts");
+        assert!(e.contains("working directory /etc/hosts is a file"), "{e}");
+        // /tmp exists but is empty: mounting over it is fine.
+        let spec = ImageSpec {
+            volumes: &[b"/tmp".to_vec()],
+            ..base_spec(&files, &[])
+        };
+        skiff_image(&spec).unwrap();
+    }
+
+    #[test]
+    fn archives_read_back_into_the_same_tree() {
+        let dir = sample_host_dir();
+        let (bytes, config) = build(dir.path(), &spec_files(dir.path()));
+        let mut tree = InitrdTree::from_entries(entries_of(&bytes)).unwrap();
+        assert!(archive(&tree) == bytes);
+        let changed = RunConfig {
+            argv: vec![b"/bin/prog".to_vec(), b"other".to_vec()],
+            ..config
+        };
+        insert_run_config(&mut tree, &changed).unwrap();
+        let entries = entries_of(&archive(&tree));
+        assert_eq!(run_config_in(&entries).unwrap(), changed);
+        assert_eq!(find(&entries, "bin/prog").data, b"\x7fELF pretend");
+        assert!(run_config_in(&[])
+            .unwrap_err()
+            .contains("no run configuration"));
     }
 
     #[test]
@@ -626,7 +956,7 @@ mod tests {
             guest: b"/".to_vec(),
         }];
         let (bytes, _) = build(dir.path(), &files);
-        let entries = read_archive(&bytes);
+        let entries = entries_of(&bytes);
         assert_eq!(find(&entries, "app.toml").data, b"port = 80\n");
         assert_eq!(find(&entries, "sub/data.bin").data, [0u8, 1, 2, 255]);
         assert!(entries.iter().all(|e| !e.header.name.is_empty()));
@@ -641,7 +971,7 @@ mod tests {
         }];
         let (bytes, _) = build(dir.path(), &files);
         assert_eq!(
-            find(&read_archive(&bytes), "bin/prog").data,
+            find(&entries_of(&bytes), "bin/prog").data,
             b"\x7fELF pretend"
         );
     }
@@ -649,7 +979,7 @@ mod tests {
     #[test]
     fn missing_and_special_host_files_are_errors() {
         let dir = sample_host_dir();
-        let mut tree = InitrdTree::new();
+        let mut tree = InitrdTree::new(0);
         let missing = tree
             .add_host_path(&dir.path().join("nope"), b"/x")
             .unwrap_err();
@@ -667,7 +997,7 @@ mod tests {
     fn changed_host_file_is_detected() {
         let dir = sample_host_dir();
         let path = dir.path().join("passwd");
-        let mut tree = InitrdTree::new();
+        let mut tree = InitrdTree::new(0);
         tree.add_host_path(&path, b"/p").unwrap();
         fs::write(&path, b"longer contents than before\n").unwrap();
         assert!(tree.write_to(Vec::new()).unwrap_err().contains("grew"));

@@ -5,19 +5,27 @@
 //! is in the modules: [`run`] orchestrates `skiff run`, [`initrd`]/[`cpio`] build the
 //! guest's root filesystem, [`qemu`] builds QEMU's command line, [`accel`] picks the
 //! accelerator, [`session`] and [`console`] connect the running guest to the terminal,
-//! and [`status`] maps how the program ended to skiff's exit status.
+//! and [`status`] maps how the program ended to skiff's exit status. [`manifest`] reads
+//! `skiff.toml`, [`image`] writes, opens and describes image directories, [`volume`]
+//! makes and edits FAT volumes on the host, and [`verbs`] runs `build`, `inspect` and
+//! `volume`.
 #![deny(unsafe_code)]
 
 mod accel;
 mod console;
 mod cpio;
+mod image;
 mod initrd;
 mod locate;
+mod manifest;
 mod options;
 mod qemu;
 mod run;
 mod session;
 mod status;
+mod tempfiles;
+mod verbs;
+mod volume;
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -28,7 +36,7 @@ use clap::builder::{OsStringValueParser, TypedValueParser};
 use clap::{Args, Parser, Subcommand};
 
 use accel::AccelChoice;
-use options::{EnvArg, FileMapping};
+use options::{EnvArg, FileMapping, VolumeArg};
 use qemu::Machine;
 
 const ABOUT: &str = "Run unmodified static Linux programs as Skiff unikernels";
@@ -38,14 +46,19 @@ Run unmodified static Linux x86_64 programs as Skiff unikernels.
 
 Skiff packs one program into a tiny root filesystem, boots it on a small Rust kernel
 under QEMU, and connects it to your terminal: its output is your output, your input is
-its input, and its exit status is skiff's exit status.";
+its input, and its exit status is skiff's exit status. `skiff build` makes a reusable
+image from a skiff.toml manifest, and FAT volumes keep data between runs.";
 
 const EXAMPLES: &str = "\
 Examples:
   skiff run ./hello
   skiff run -e GREETING=hi -m 1G ./server -- --port 8080
   skiff run --file ./config:/etc/app ./app
-  echo 'data' | skiff run ./filter > out.txt";
+  echo 'data' | skiff run ./filter > out.txt
+  skiff volume create --size 64M data.img
+  skiff run --volume data.img:/data ./app
+  skiff build && skiff run ./app.skiff
+  skiff inspect ./app.skiff";
 
 const RUN_AFTER_HELP: &str = "\
 Examples:
@@ -54,11 +67,23 @@ Examples:
   skiff run -e GREETING=hi -e HOME --memory 1G ./server -- --port 8080
   skiff run --file ./site:/srv/www --file ca.pem:/etc/ssl/ca.pem ./httpd
   skiff run --timeout 10 ./job < input.txt > output.txt
+  skiff run --volume data.img:/data:64M ./app
+  skiff run ./app.skiff                       (an image made by skiff build)
+  skiff run -m 1G ./app.skiff -- --verbose    (arguments replace the image's)
 
 The program runs as root with the working directory /, and sees /bin/<name> (itself),
 /etc (passwd, group, hosts, hostname, resolv.conf), /root and /tmp, plus any --file.
 Default environment: PATH=/bin:/usr/bin:/sbin:/usr/sbin, HOME=/root, and TERM (the
 host's, else linux); -e entries replace these.
+
+An image directory (from skiff build) boots with its own kernel, initrd and settings.
+-m, --machine, --accel, --timeout, --kernel, --verbose and --timing override them;
+arguments after the image replace its arguments; -e overrides its environment key by
+key; --file adds files; --volume adds volumes after the image's own.
+
+Volumes (--volume FILE:/MOUNT[:SIZE]) are FAT images on virtio-blk disks, mounted at
+MOUNT before the program starts; with SIZE a missing FILE is created first. A volume
+can be used by one VM at a time.
 
 Exit status:
   the program's own exit status when it exits
@@ -81,14 +106,190 @@ struct Cli {
     command: CliCommand,
 }
 
+const BUILD_AFTER_HELP: &str = "\
+The manifest (skiff.toml; host paths are relative to its directory):
+
+  [program]
+  path = \"busybox\"              # the static ELF to run (required)
+  args = [\"sh\", \"/app/run.sh\"]  # argv[1..]; argv[0] is the guest path
+  env = [\"GREETING=hi\"]         # KEY=VALUE over the defaults PATH, HOME, TERM=linux
+  workdir = \"/\"                 # initial working directory
+  guest_path = \"/bin/busybox\"   # where the program goes (default /bin/<name>)
+
+  [[files]]                     # files or whole directories (repeatable)
+  host = \"run.sh\"
+  guest = \"/app/run.sh\"         # default: / + host, as with --file
+
+  [[volumes]]                   # FAT volumes (repeatable)
+  file = \"data.img\"
+  mount = \"/data\"
+  size = \"64M\"                  # optional: skiff run creates a missing volume
+
+  [vm]
+  memory = \"256M\"               # default 512M
+  cpus = 1                      # only 1 today
+  machine = \"microvm\"           # or q35
+
+The image directory holds kernel (a copy of the kernel image), initrd.cpio and run.toml
+(memory, cpus, machine and volumes with absolute host paths). The initrd is
+reproducible: the same inputs give the same bytes (sorted entries, owner root, every
+time $SOURCE_DATE_EPOCH or 0, permissions 0755/0644).
+
+Examples:
+  skiff build                        (./skiff.toml → ./<program>.skiff)
+  skiff build apps/web -o web.skiff
+  skiff run web.skiff";
+
+const INSPECT_AFTER_HELP: &str = "\
+Prints the program, its arguments and environment, the VM settings, the volumes, the
+sizes of the kernel and initrd, and every initrd entry (mode, size, guest path).";
+
+const VOLUME_AFTER_HELP: &str = "\
+A volume is a raw disk image with one FAT filesystem, mounted in the guest with
+--volume FILE:/MOUNT or a manifest's [[volumes]]. Paths on a volume are written
+VOLUME:/path and are case-insensitive, as FAT is; times are UTC. Commands that change a
+volume refuse one a running VM is using.
+
+Examples:
+  skiff volume create --size 64M data.img
+  skiff volume cp config.json data.img:/etc/config.json
+  skiff volume cp -r ./site data.img:/www
+  skiff volume ls data.img /www
+  skiff volume cat data.img /log/app.log
+  skiff volume cp -r data.img:/log ./logs";
+
 #[derive(Subcommand, Debug)]
 enum CliCommand {
-    /// Run a static Linux program in a fresh Skiff VM, like a local command
+    /// Run a static Linux program (or an image) in a fresh Skiff VM, like a local command
     #[command(
-        override_usage = "skiff run [OPTIONS] <ELF> [-- ARGS...]",
+        override_usage = "skiff run [OPTIONS] <ELF|IMAGE> [-- ARGS...]",
         after_long_help = RUN_AFTER_HELP
     )]
     Run(RunArgs),
+    /// Build an image directory from a skiff.toml manifest
+    #[command(after_long_help = BUILD_AFTER_HELP)]
+    Build(BuildArgs),
+    /// Show what an image directory holds
+    #[command(after_long_help = INSPECT_AFTER_HELP)]
+    Inspect(InspectArgs),
+    /// Create FAT volumes and copy files in and out of them
+    #[command(subcommand, after_long_help = VOLUME_AFTER_HELP)]
+    Volume(VolumeCommand),
+}
+
+/// The options of `skiff build`.
+#[derive(Args, Debug)]
+pub struct BuildArgs {
+    /// The manifest, or a directory holding skiff.toml [default: ./skiff.toml]
+    #[arg(value_name = "PATH")]
+    pub manifest: Option<PathBuf>,
+
+    /// The image directory to write [default: <manifest dir>/<program name>.skiff]
+    ///
+    /// An existing image there is replaced (only once the new one is complete); any other
+    /// existing file or non-empty directory is an error.
+    #[arg(short, long, value_name = "DIR")]
+    pub output: Option<PathBuf>,
+
+    /// Kernel image to put in the image [env: SKIFF_KERNEL]
+    #[arg(long, value_name = "PATH")]
+    pub kernel: Option<PathBuf>,
+}
+
+/// The options of `skiff inspect`.
+#[derive(Args, Debug)]
+pub struct InspectArgs {
+    /// The image directory (made by skiff build)
+    #[arg(value_name = "IMAGE")]
+    pub image: PathBuf,
+}
+
+/// `skiff volume` commands.
+#[derive(Subcommand, Debug)]
+pub enum VolumeCommand {
+    /// Make a new volume: a file of SIZE bytes with a fresh FAT filesystem
+    ///
+    /// The FAT type follows the size as with mkfs.fat (FAT12 below about 4M, FAT16 below
+    /// 512M, FAT32 from 512M) unless --fat says otherwise. The file is sparse: unused
+    /// space takes no disk.
+    Create {
+        /// Size, e.g. 64M or 1G (64K to 2T)
+        #[arg(short, long, value_name = "SIZE", value_parser = options::parse_volume_size)]
+        size: u64,
+        /// Replace FILE if it exists (everything on it is lost)
+        #[arg(short, long)]
+        force: bool,
+        /// Volume label (up to 11 characters)
+        #[arg(long, value_name = "LABEL")]
+        label: Option<String>,
+        /// FAT type: 12, 16 or 32 [default: by size]
+        #[arg(long, value_name = "BITS", value_parser = volume::parse_fat_type)]
+        fat: Option<fatfs::FatType>,
+        /// The volume image file to create
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+    },
+    /// List a directory on a volume (type, size, modification time, name)
+    Ls {
+        /// The volume image
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+        /// Directory or file on the volume
+        #[arg(value_name = "PATH", default_value = "/")]
+        path: String,
+    },
+    /// Copy files between the host and a volume: SRC and DEST are host paths or VOLUME:/path
+    ///
+    /// Exactly one side is on a volume. Like cp: onto an existing directory the copy goes
+    /// inside it, otherwise it takes DEST's name; missing parent directories on the volume
+    /// are created. Symlinks on the host are followed.
+    Cp {
+        /// Copy directories recursively
+        #[arg(short = 'r', short_alias = 'R', long)]
+        recursive: bool,
+        /// A host path or VOLUME:/path
+        #[arg(value_name = "SRC")]
+        source: OsString,
+        /// A host path or VOLUME:/path
+        #[arg(value_name = "DEST")]
+        dest: OsString,
+    },
+    /// Print a file on a volume to stdout
+    Cat {
+        /// The volume image
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+        /// The file on the volume
+        #[arg(value_name = "PATH")]
+        path: String,
+    },
+    /// Create directories on a volume (with their parents, like mkdir -p)
+    Mkdir {
+        /// The volume image
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+        /// Directories on the volume
+        #[arg(value_name = "PATH", required = true)]
+        paths: Vec<String>,
+    },
+    /// Remove files (and with -r, directories) from a volume
+    Rm {
+        /// Remove directories and their contents
+        #[arg(short = 'r', short_alias = 'R', long)]
+        recursive: bool,
+        /// The volume image
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+        /// Files or directories on the volume
+        #[arg(value_name = "PATH", required = true)]
+        paths: Vec<String>,
+    },
+    /// Show a volume's FAT type, capacity, free space and label
+    Info {
+        /// The volume image
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+    },
 }
 
 /// The options of `skiff run`.
@@ -106,17 +307,16 @@ pub struct RunArgs {
     )]
     pub env: Vec<EnvArg>,
 
-    /// Guest memory, e.g. 512M or 1G (at least 32M)
+    /// Guest memory, e.g. 512M or 1G (at least 32M) [default: 512M, or the image's]
     ///
     /// Bytes, or a number with K, M, G or T (binary units; KiB/MB spellings work too).
     #[arg(
         short = 'm',
         long,
         value_name = "SIZE",
-        default_value = options::DEFAULT_MEMORY,
         value_parser = options::parse_memory_size
     )]
-    pub memory: u64,
+    pub memory: Option<u64>,
 
     /// Copy a host file or directory into the guest (repeatable)
     ///
@@ -130,6 +330,18 @@ pub struct RunArgs {
     )]
     pub files: Vec<FileMapping>,
 
+    /// Mount a FAT volume image at MOUNT in the guest (repeatable)
+    ///
+    /// FILE must be a FAT volume (make one with `skiff volume create`); with SIZE (e.g.
+    /// 64M) a missing FILE is created. Each volume needs its own file, and a VM using a
+    /// volume holds it until it stops.
+    #[arg(
+        long = "volume",
+        value_name = "FILE:/MOUNT[:SIZE]",
+        value_parser = OsStringValueParser::new().try_map(|arg| options::parse_volume_arg(&arg))
+    )]
+    pub volumes: Vec<VolumeArg>,
+
     /// Accelerator
     ///
     /// `auto` uses KVM only when /dev/kvm is usable and backed by kvm_intel or kvm_amd
@@ -137,9 +349,9 @@ pub struct RunArgs {
     #[arg(long, value_enum, value_name = "ACCEL", default_value = "auto")]
     pub accel: AccelChoice,
 
-    /// Virtual machine type
-    #[arg(long, value_enum, value_name = "MACHINE", default_value = "microvm")]
-    pub machine: Machine,
+    /// Virtual machine type [default: microvm, or the image's]
+    #[arg(long, value_enum, value_name = "MACHINE")]
+    pub machine: Option<Machine>,
 
     /// Stop the VM after this long and exit with status 124
     ///
@@ -173,13 +385,13 @@ pub struct RunArgs {
     #[arg(long, value_name = "PATH")]
     pub qemu: Option<PathBuf>,
 
-    /// The program (a static Linux x86_64 ELF) and its arguments
+    /// The program (a static Linux x86_64 ELF) or an image directory, and its arguments
     ///
-    /// The program is a static or static-pie Linux x86_64 executable. Everything after it
-    /// goes to the program, options included (`skiff run ./grep -v x`); a `--` right after
-    /// the program is dropped.
+    /// The program is a static or static-pie Linux x86_64 executable; an image is a
+    /// directory made by `skiff build`. Everything after it goes to the program, options
+    /// included (`skiff run ./grep -v x`); a `--` right after the program is dropped.
     #[arg(
-        value_names = ["ELF", "ARGS"],
+        value_names = ["ELF|IMAGE", "ARGS"],
         required = true,
         num_args = 1..,
         trailing_var_arg = true,
@@ -216,9 +428,12 @@ fn main() -> ExitCode {
             });
         }
     };
-    match cli.command {
-        CliCommand::Run(args) => ExitCode::from(run::run(args)),
-    }
+    ExitCode::from(match cli.command {
+        CliCommand::Run(args) => run::run(args),
+        CliCommand::Build(args) => verbs::build(args),
+        CliCommand::Inspect(args) => verbs::inspect(args),
+        CliCommand::Volume(command) => verbs::volume(command),
+    })
 }
 
 #[cfg(test)]
@@ -230,6 +445,7 @@ mod tests {
         let argv = ["skiff", "run"].iter().chain(args);
         Cli::try_parse_from(argv).map(|cli| match cli.command {
             CliCommand::Run(run) => run,
+            other => panic!("not run: {other:?}"),
         })
     }
 
@@ -242,9 +458,10 @@ mod tests {
     fn defaults() {
         let run = parse(&["./hello"]).unwrap();
         assert_eq!(run.elf(), Path::new("./hello"));
-        assert_eq!(run.memory, 512 << 20);
+        assert_eq!(run.memory, None);
         assert_eq!(run.accel, AccelChoice::Auto);
-        assert_eq!(run.machine, Machine::Microvm);
+        assert_eq!(run.machine, None);
+        assert!(run.volumes.is_empty());
         assert!(run.program_args().is_empty() && run.env.is_empty() && run.files.is_empty());
         assert_eq!(run.timeout, None);
         assert!(!run.verbose && !run.timing);
@@ -295,14 +512,23 @@ mod tests {
             "/k",
             "--qemu",
             "/q",
+            "--volume",
+            "d.img:/data",
+            "--volume",
+            "e.img:/e:1M",
             "./prog",
         ])
         .unwrap();
         assert_eq!(run.env.len(), 2);
-        assert_eq!(run.memory, 1 << 30);
+        assert_eq!(run.memory, Some(1 << 30));
+        assert_eq!(run.volumes.len(), 2);
+        assert_eq!(run.volumes[1].size, Some(1 << 20));
         assert_eq!(run.files[0].guest, b"/y");
         assert_eq!(run.files[1].guest, b"/etc/z");
-        assert_eq!((run.accel, run.machine), (AccelChoice::Tcg, Machine::Q35));
+        assert_eq!(
+            (run.accel, run.machine),
+            (AccelChoice::Tcg, Some(Machine::Q35))
+        );
         assert_eq!(run.timeout, Some(Duration::from_millis(2500)));
         assert!(run.timing);
         assert_eq!(run.kernel, Some(PathBuf::from("/k")));
@@ -317,6 +543,44 @@ mod tests {
         assert!(parse(&["--file", "a:rel", "./p"]).is_err());
         assert!(parse(&["-e", "=v", "./p"]).is_err());
         assert!(parse(&["--timeout", "soon", "./p"]).is_err());
+        assert!(parse(&["--volume", "d.img", "./p"]).is_err());
         assert!(parse(&[]).is_err());
+    }
+
+    fn parse_any(args: &[&str]) -> Result<CliCommand, clap::Error> {
+        Cli::try_parse_from(std::iter::once(&"skiff").chain(args)).map(|cli| cli.command)
+    }
+
+    #[test]
+    fn other_verbs() {
+        match parse_any(&["build"]).unwrap() {
+            CliCommand::Build(b) => assert!(b.manifest.is_none() && b.output.is_none()),
+            other => panic!("{other:?}"),
+        }
+        match parse_any(&["build", "apps/web", "-o", "web.skiff"]).unwrap() {
+            CliCommand::Build(b) => {
+                assert_eq!(b.manifest, Some(PathBuf::from("apps/web")));
+                assert_eq!(b.output, Some(PathBuf::from("web.skiff")));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(parse_any(&["inspect"]).is_err());
+        match parse_any(&["volume", "create", "--size", "64M", "d.img"]).unwrap() {
+            CliCommand::Volume(VolumeCommand::Create { size, force, .. }) => {
+                assert_eq!((size, force), (64 << 20, false))
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(parse_any(&["volume", "create", "d.img"]).is_err());
+        assert!(parse_any(&["volume", "create", "--size", "1K", "d.img"]).is_err());
+        match parse_any(&["volume", "cp", "-R", "a", "d.img:/b"]).unwrap() {
+            CliCommand::Volume(VolumeCommand::Cp { recursive, .. }) => assert!(recursive),
+            other => panic!("{other:?}"),
+        }
+        match parse_any(&["volume", "ls", "d.img"]).unwrap() {
+            CliCommand::Volume(VolumeCommand::Ls { path, .. }) => assert_eq!(path, "/"),
+            other => panic!("{other:?}"),
+        }
+        assert!(parse_any(&["volume", "rm", "d.img"]).is_err());
     }
 }

@@ -1,5 +1,5 @@
-//! Parsers for the values of `skiff run`'s options: memory sizes, environment entries,
-//! `--file` mappings and timeouts. Each is a pure function (clap calls them as value
+//! Parsers for the values of skiff's options: memory and volume sizes, environment
+//! entries, `--file` and `--volume` mappings and timeouts. Each is a pure function (clap calls them as value
 //! parsers) so that the accepted syntax is pinned down by unit tests.
 
 use std::ffi::{OsStr, OsString};
@@ -19,12 +19,11 @@ pub const MIN_MEMORY_BYTES: u64 = 32 * MIB;
 /// The guest memory size used when `--memory` is not given.
 pub const DEFAULT_MEMORY: &str = "512M";
 
-/// Parse a memory size such as `512M`, `1G`, `98304K` or `268435456` (bytes).
+/// Parse a size such as `512M`, `1G`, `98304K` or `268435456` (bytes).
 ///
 /// Suffixes are binary (K = 1024) and case-insensitive, and may be followed by `B` or
-/// `iB` (`512MiB`, `1gb`), like QEMU's own `-m`. Sizes below [`MIN_MEMORY_BYTES`] are
-/// rejected because the guest could not boot in them.
-pub fn parse_memory_size(text: &str) -> Result<u64, String> {
+/// `iB` (`512MiB`, `1gb`), like QEMU's own `-m`.
+pub fn parse_size(text: &str) -> Result<u64, String> {
     let trimmed = text.trim();
     let digits_end = trimmed
         .find(|c: char| !c.is_ascii_digit())
@@ -47,14 +46,74 @@ pub fn parse_memory_size(text: &str) -> Result<u64, String> {
             ))
         }
     };
-    let bytes = digits
+    digits
         .parse::<u64>()
         .ok()
         .and_then(|n| n.checked_mul(unit))
-        .ok_or_else(|| format!("'{text}' is too large"))?;
+        .ok_or_else(|| format!("'{text}' is too large"))
+}
+
+/// Parse a guest memory size ([`parse_size`]). Sizes below [`MIN_MEMORY_BYTES`] are
+/// rejected because the guest could not boot in them.
+pub fn parse_memory_size(text: &str) -> Result<u64, String> {
+    let bytes = parse_size(text)?;
     if bytes < MIN_MEMORY_BYTES {
         return Err(format!(
             "{text} is too little memory; Skiff needs at least 32M"
+        ));
+    }
+    Ok(bytes)
+}
+
+/// A size for humans: `64M`, `1G`, `1536K`, or bytes when it is not a whole KiB.
+pub fn format_size(bytes: u64) -> String {
+    for (unit, suffix) in [(TIB, "T"), (GIB, "G"), (MIB, "M"), (KIB, "K")] {
+        if bytes >= unit && bytes.is_multiple_of(unit) {
+            return format!("{}{suffix}", bytes / unit);
+        }
+    }
+    bytes.to_string()
+}
+
+/// A size for humans, rounded: `1.4 MiB`, `512 KiB`, `100 B`.
+pub fn format_size_approx(bytes: u64) -> String {
+    let mut value = bytes as f64;
+    for suffix in ["B", "KiB", "MiB", "GiB"] {
+        if value < 1024.0 {
+            return if suffix == "B" {
+                format!("{bytes} B")
+            } else {
+                format!("{value:.1} {suffix}")
+            };
+        }
+        value /= 1024.0;
+    }
+    format!("{value:.1} TiB")
+}
+
+/// The smallest volume `skiff volume create` makes (a FAT12 filesystem with room for a
+/// few files).
+pub const MIN_VOLUME_BYTES: u64 = 64 * KIB;
+/// The largest: FAT32's limit with 512-byte sectors.
+pub const MAX_VOLUME_BYTES: u64 = 2 * TIB - 512;
+
+/// Parse a volume size ([`parse_size`]): a whole number of 512-byte sectors between
+/// [`MIN_VOLUME_BYTES`] and [`MAX_VOLUME_BYTES`].
+pub fn parse_volume_size(text: &str) -> Result<u64, String> {
+    let bytes = parse_size(text)?;
+    if bytes < MIN_VOLUME_BYTES {
+        return Err(format!(
+            "{text} is too small for a volume; use at least 64K"
+        ));
+    }
+    if bytes > MAX_VOLUME_BYTES {
+        return Err(format!(
+            "{text} is too large for a FAT volume; use at most 2T"
+        ));
+    }
+    if !bytes.is_multiple_of(512) {
+        return Err(format!(
+            "{text} is not a whole number of 512-byte sectors; use K, M or G"
         ));
     }
     Ok(bytes)
@@ -156,6 +215,36 @@ pub fn build_environment(
     env
 }
 
+/// Apply `-e` entries to an existing environment (an image's): `KEY=VALUE` replaces the
+/// entry for KEY or is appended; `KEY` takes the host's value, or removes KEY if the host
+/// has none.
+pub fn override_environment(
+    env: &mut Vec<Vec<u8>>,
+    args: &[EnvArg],
+    host_var: impl Fn(&OsStr) -> Option<OsString>,
+) {
+    for arg in args {
+        let key = arg.key();
+        let value = match arg {
+            EnvArg::Set { value, .. } => Some(value.clone()),
+            EnvArg::FromHost { key } => host_var(OsStr::from_bytes(key))
+                .map(|v| v.into_vec())
+                .filter(|v| !v.contains(&0)),
+        };
+        let position = env
+            .iter()
+            .position(|e| e.len() > key.len() && e.starts_with(key) && e[key.len()] == b'=');
+        match (position, value) {
+            (Some(i), Some(value)) => env[i] = [key, b"=", &value].concat(),
+            (None, Some(value)) => env.push([key, b"=", &value].concat()),
+            (Some(i), None) => {
+                env.remove(i);
+            }
+            (None, None) => {}
+        }
+    }
+}
+
 /// One `--file HOST[:GUEST]` argument: a host file or directory and where it appears in
 /// the guest (an absolute, normalized path).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -202,6 +291,61 @@ pub fn parse_file_mapping(arg: &OsStr) -> Result<FileMapping, String> {
         }
     };
     Ok(FileMapping { host, guest })
+}
+
+/// One `--volume FILE:/MOUNT[:SIZE]` argument.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VolumeArg {
+    /// The host image file.
+    pub file: PathBuf,
+    /// Absolute, normalized guest mount point (never `/`).
+    pub mount: Vec<u8>,
+    /// Create and format the volume with this size if the file does not exist.
+    pub size: Option<u64>,
+}
+
+/// Parse `FILE:/MOUNT[:SIZE]`. The split is at the first `:`; MOUNT must be absolute and
+/// not `/`. A last `:` followed by a digit starts SIZE.
+pub fn parse_volume_arg(arg: &OsStr) -> Result<VolumeArg, String> {
+    let bytes = arg.as_bytes();
+    let shown = arg.to_string_lossy();
+    let usage = "use FILE:/MOUNT or FILE:/MOUNT:SIZE";
+    let Some(colon) = bytes.iter().position(|&b| b == b':') else {
+        return Err(format!("'{shown}' has no mount point; {usage}"));
+    };
+    let (file, mut rest) = (&bytes[..colon], &bytes[colon + 1..]);
+    if file.is_empty() {
+        return Err(format!("'{shown}' has an empty file name; {usage}"));
+    }
+    let mut size = None;
+    if let Some(last) = rest.iter().rposition(|&b| b == b':') {
+        if rest.get(last + 1).is_some_and(u8::is_ascii_digit) {
+            let text = String::from_utf8_lossy(&rest[last + 1..]);
+            size = Some(parse_volume_size(&text).map_err(|e| format!("'{shown}': {e}"))?);
+            rest = &rest[..last];
+        }
+    }
+    let mount = parse_mount_point(rest).map_err(|e| format!("'{shown}': {e}"))?;
+    Ok(VolumeArg {
+        file: PathBuf::from(OsStr::from_bytes(file)),
+        mount,
+        size,
+    })
+}
+
+/// Check and normalize a volume's guest mount point: absolute, no `..`, not `/`.
+pub fn parse_mount_point(mount: &[u8]) -> Result<Vec<u8>, String> {
+    if !mount.starts_with(b"/") {
+        return Err("the mount point must be an absolute guest path (start with /)".into());
+    }
+    let normalized = normalize_guest_path(mount).ok_or("the mount point must not contain '..'")?;
+    if normalized == b"/" {
+        return Err("a volume cannot be mounted at / (the root is the initrd)".into());
+    }
+    if normalized.contains(&0) {
+        return Err("the mount point must not contain a NUL byte".into());
+    }
+    Ok(normalized)
 }
 
 /// Normalize an absolute guest path: collapse `//` and `.`; `None` if it has `..`.
@@ -286,6 +430,70 @@ mod tests {
         assert!(parse_memory_size("99999999999T")
             .unwrap_err()
             .contains("too large"));
+    }
+
+    #[test]
+    fn sizes_for_humans() {
+        assert_eq!(format_size(64 * MIB), "64M");
+        assert_eq!(format_size(GIB), "1G");
+        assert_eq!(format_size(1536 * KIB), "1536K");
+        assert_eq!(format_size(1000), "1000");
+        assert_eq!(format_size(0), "0");
+        assert_eq!(format_size_approx(100), "100 B");
+        assert_eq!(format_size_approx(1536 * KIB), "1.5 MiB");
+        assert_eq!(format_size_approx(3 * GIB), "3.0 GiB");
+    }
+
+    #[test]
+    fn volume_sizes() {
+        assert_eq!(parse_volume_size("64M"), Ok(64 * MIB));
+        assert_eq!(parse_volume_size("64K"), Ok(64 * KIB));
+        assert_eq!(
+            parse_volume_size("2T"),
+            Err("2T is too large for a FAT volume; use at most 2T".into())
+        );
+        assert!(parse_volume_size("1K").unwrap_err().contains("too small"));
+        assert!(parse_volume_size("100000")
+            .unwrap_err()
+            .contains("512-byte"));
+        assert!(parse_volume_size("lots").is_err());
+    }
+
+    fn volume(arg: &str) -> Result<(String, String, Option<u64>), String> {
+        parse_volume_arg(OsStr::new(arg)).map(|v| {
+            (
+                v.file.to_string_lossy().into_owned(),
+                String::from_utf8(v.mount).unwrap(),
+                v.size,
+            )
+        })
+    }
+
+    #[test]
+    fn volume_args() {
+        let ok = |f: &str, m: &str, s: Option<u64>| Ok((f.to_string(), m.to_string(), s));
+        assert_eq!(volume("data.img:/data"), ok("data.img", "/data", None));
+        assert_eq!(
+            volume("/v/d.img://data/./x/"),
+            ok("/v/d.img", "/data/x", None)
+        );
+        assert_eq!(
+            volume("d.img:/data:64M"),
+            ok("d.img", "/data", Some(64 * MIB))
+        );
+        assert_eq!(volume("d.img:/a:b"), ok("d.img", "/a:b", None));
+        assert_eq!(volume("d.img:/a:b:1G"), ok("d.img", "/a:b", Some(GIB)));
+        assert!(volume("d.img").unwrap_err().contains("no mount point"));
+        assert!(volume(":/data").unwrap_err().contains("empty file name"));
+        assert!(volume("d.img:data").unwrap_err().contains("absolute"));
+        assert!(volume("d.img:/")
+            .unwrap_err()
+            .contains("cannot be mounted at /"));
+        assert!(volume("d.img:/a/../b").unwrap_err().contains(".."));
+        assert!(volume("d.img:/data:64X")
+            .unwrap_err()
+            .contains("unknown unit"));
+        assert!(volume("d.img:/data:1K").unwrap_err().contains("too small"));
     }
 
     #[test]
@@ -384,6 +592,24 @@ mod tests {
             strings(env),
             ["PATH=/bin:/usr/bin:/sbin:/usr/sbin", "HOME=/root"]
         );
+    }
+
+    #[test]
+    fn environment_overrides() {
+        let mut env: Vec<Vec<u8>> = vec![
+            b"PATH=/bin".to_vec(),
+            b"TERM=linux".to_vec(),
+            b"A=1".to_vec(),
+        ];
+        let args = [
+            parse_env_arg(OsStr::new("A=2")).unwrap(),
+            parse_env_arg(OsStr::new("NEW=x")).unwrap(),
+            parse_env_arg(OsStr::new("TERM")).unwrap(),
+            parse_env_arg(OsStr::new("PATH")).unwrap(),
+            parse_env_arg(OsStr::new("ABSENT")).unwrap(),
+        ];
+        override_environment(&mut env, &args, host(&[("TERM", "xterm")]));
+        assert_eq!(strings(env), ["TERM=xterm", "A=2", "NEW=x"]);
     }
 
     fn mapping(arg: &str) -> Result<(String, String), String> {

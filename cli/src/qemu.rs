@@ -2,6 +2,7 @@
 //! exact argv is pinned by tests and can be printed with `--verbose`.
 
 use std::ffi::{OsStr, OsString};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::PathBuf;
 
 use skiff_bootproto::{cmdline, DEBUG_EXIT_PORT};
@@ -12,7 +13,10 @@ use crate::accel::Accel;
 pub const DEFAULT_QEMU: &str = "qemu-system-x86_64";
 
 /// The virtual machine type.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
 pub enum Machine {
     /// Minimal machine without PCI or firmware: boots in tens of milliseconds.
     Microvm,
@@ -32,6 +36,51 @@ pub struct VmConfig {
     pub verbose: bool,
     /// Ask the kernel for a boot timing report.
     pub timing: bool,
+    /// Volume image files, in order: volume `i` is the virtio-blk disk with serial
+    /// [`skiff_bootproto::volume_serial`]`(i)`.
+    pub volumes: Vec<PathBuf>,
+}
+
+impl Machine {
+    /// The name used on the command line and in image configurations.
+    pub fn name(self) -> &'static str {
+        match self {
+            Machine::Microvm => "microvm",
+            Machine::Q35 => "q35",
+        }
+    }
+}
+
+/// A value for QEMU's `key=value,...` option syntax: commas are doubled.
+fn option_value(value: &OsStr) -> OsString {
+    let mut out = Vec::with_capacity(value.len());
+    for &b in value.as_bytes() {
+        out.push(b);
+        if b == b',' {
+            out.push(b',');
+        }
+    }
+    OsString::from_vec(out)
+}
+
+/// The `-drive` and `-device` arguments of volume `index` stored in `file`: a raw image
+/// on virtio-blk (MMIO on microvm, PCI on q35) whose serial names the volume for the
+/// kernel. QEMU locks the file for the VM's lifetime.
+pub fn volume_args(machine: Machine, index: usize, file: &OsStr) -> [OsString; 4] {
+    let mut drive = OsString::from(format!("id=vol{index},file="));
+    drive.push(option_value(file));
+    drive.push(",format=raw,if=none,cache=writeback");
+    let device = match machine {
+        Machine::Microvm => "virtio-blk-device",
+        Machine::Q35 => "virtio-blk-pci",
+    };
+    let serial = skiff_bootproto::volume_serial(index);
+    [
+        "-drive".into(),
+        drive,
+        "-device".into(),
+        format!("{device},drive=vol{index},serial={serial}").into(),
+    ]
 }
 
 /// The kernel command line for `config` (words from [`skiff_bootproto::cmdline`]).
@@ -90,6 +139,11 @@ pub fn qemu_args(config: &VmConfig) -> Vec<OsString> {
     push(config.initrd.as_os_str());
     push(OsStr::new("-append"));
     push(OsStr::new(&kernel_cmdline(config)));
+    for (index, file) in config.volumes.iter().enumerate() {
+        for arg in volume_args(config.machine, index, file.as_os_str()) {
+            push(&arg);
+        }
+    }
     for arg in ["-device", &debug_exit, "-no-reboot"] {
         push(OsStr::new(arg));
     }
@@ -130,6 +184,7 @@ mod tests {
             initrd: "/tmp/initrd.cpio".into(),
             verbose: false,
             timing: false,
+            volumes: Vec::new(),
         }
     }
 
@@ -170,6 +225,32 @@ mod tests {
         assert_eq!(after("-device"), "isa-debug-exit,iobase=0xf4,iosize=0x04");
         assert!(w.contains(&"-no-reboot".to_string()));
         assert!(!w.iter().any(|x| x.contains("x-option-roms")));
+    }
+
+    #[test]
+    fn volumes_on_microvm_and_q35() {
+        let config = VmConfig {
+            volumes: vec!["/v/data.img".into(), "/v/odd,name.img".into()],
+            ..config()
+        };
+        let expected = "-M microvm,x-option-roms=off,rtc=on,pit=on,pic=off,isa-serial=on \
+            -cpu max -accel tcg -smp 1 -m 512M -nodefaults -no-user-config -display none \
+            -serial stdio -kernel /k/skiff-kernel -initrd /tmp/initrd.cpio -append  \
+            -drive id=vol0,file=/v/data.img,format=raw,if=none,cache=writeback \
+            -device virtio-blk-device,drive=vol0,serial=skiff-vol0 \
+            -drive id=vol1,file=/v/odd,,name.img,format=raw,if=none,cache=writeback \
+            -device virtio-blk-device,drive=vol1,serial=skiff-vol1 \
+            -device isa-debug-exit,iobase=0xf4,iosize=0x04 -no-reboot";
+        assert_eq!(words(&config).join(" "), expected);
+
+        let q35 = words(&VmConfig {
+            machine: Machine::Q35,
+            ..config
+        });
+        assert!(q35.contains(&"virtio-blk-pci,drive=vol0,serial=skiff-vol0".to_string()));
+        assert!(q35.contains(&"virtio-blk-pci,drive=vol1,serial=skiff-vol1".to_string()));
+        assert!(!q35.iter().any(|w| w.contains("virtio-blk-device")));
+        assert_eq!(skiff_bootproto::volume_serial(1), "skiff-vol1");
     }
 
     #[test]

@@ -296,6 +296,9 @@ impl Session {
                 say(&format!("qemu: {line}"));
             }
         }
+        if let Some(hint) = qemu_failure_hint(qemu_stderr) {
+            say(hint);
+        }
     }
 }
 
@@ -534,6 +537,22 @@ fn show_unshown_log(record: &ConsoleRecord) {
     }
 }
 
+/// An explanation of QEMU's own error messages where they are cryptic: a volume image
+/// that another process has locked makes QEMU fail with "Failed to get "write" lock"
+/// (another VM holds it) or "Failed to lock byte 100" (a skiff volume command holds it).
+pub fn qemu_failure_hint<'a>(lines: impl IntoIterator<Item = &'a String>) -> Option<&'static str> {
+    lines
+        .into_iter()
+        .any(|line| {
+            line.contains("Failed to get \"write\" lock") || line.contains("Failed to lock byte")
+        })
+        .then_some(
+            "a volume image is in use by another VM or skiff command (QEMU could not lock it); \
+             a volume can be used by one VM at a time: stop the other user or give this run \
+             another volume file",
+        )
+}
+
 /// QEMU's exit status in words. With `isa-debug-exit`, status `(v << 1) | 1` means the
 /// guest wrote `v`; 0 under `-no-reboot` means the guest reset or triple-faulted.
 pub fn describe_qemu_status(status: ExitStatus) -> String {
@@ -610,6 +629,21 @@ mod tests {
         assert!(describe_qemu_status(status_of("exit 33")).contains("wrote 0x10"));
         assert!(describe_qemu_status(status_of("exit 4")).ends_with("status 4"));
         assert!(describe_qemu_status(status_of("kill -9 $$")).contains("SIGKILL"));
+    }
+
+    #[test]
+    fn volume_lock_failures_are_explained() {
+        let lines = |text: &[&str]| text.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let locked = lines(&[
+            "qemu-system-x86_64: -device virtio-blk-device,drive=vol0,serial=skiff-vol0: Failed to get \"write\" lock",
+            "Is another process using the image [data.img]?",
+        ]);
+        assert!(qemu_failure_hint(&locked)
+            .unwrap()
+            .contains("one VM at a time"));
+        let byte = lines(&["qemu-system-x86_64: -drive id=vol0: Failed to lock byte 100"]);
+        assert!(qemu_failure_hint(&byte).is_some());
+        assert!(qemu_failure_hint(&lines(&["qemu: fatal: triple fault"])).is_none());
     }
 
     #[test]

@@ -11,7 +11,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-const SKIFF: &str = env!("CARGO_BIN_EXE_skiff");
+mod common;
+
+use common::minimal_static_elf;
+
+use common::SKIFF;
 
 /// Perl helpers every fake starts with: unbuffered binary stdout, `frame(tag, payload)`,
 /// the preamble, and `read_exact(n)` for stdin.
@@ -42,13 +46,13 @@ if (my $copy = $ENV{FAKE_QEMU_COPY_INITRD}) {
 
 /// A temporary directory with a fake kernel, a valid static ELF and fake QEMUs.
 struct Fixture {
-    dir: tempfile::TempDir,
+    dir: common::TestDir,
 }
 
 impl Fixture {
     fn new() -> Fixture {
         let fixture = Fixture {
-            dir: tempfile::tempdir().unwrap(),
+            dir: common::test_dir(),
         };
         fs::write(fixture.path("kernel"), b"not really a kernel").unwrap();
         let elf = minimal_static_elf();
@@ -86,45 +90,6 @@ impl Fixture {
             .stdin(Stdio::null());
         command
     }
-}
-
-/// The smallest ELF the loader accepts: one R+X PT_LOAD at 0x400000 covering the headers
-/// and `exit(0)` code. (Never executed here; the fake QEMU does not run it.)
-fn minimal_static_elf() -> Vec<u8> {
-    const BASE: u64 = 0x40_0000;
-    let code: &[u8] = &[
-        0xb8, 0x3c, 0, 0, 0, // mov eax, 60 (exit)
-        0x31, 0xff, // xor edi, edi
-        0x0f, 0x05, // syscall
-    ];
-    let entry_offset = 64 + 56;
-    let total = (entry_offset + code.len()) as u64;
-    let mut elf = Vec::new();
-    elf.extend_from_slice(b"\x7fELF");
-    elf.extend_from_slice(&[2, 1, 1, 0]); // 64-bit, little-endian, version 1, SysV ABI
-    elf.extend_from_slice(&[0; 8]);
-    elf.extend_from_slice(&2u16.to_le_bytes()); // ET_EXEC
-    elf.extend_from_slice(&62u16.to_le_bytes()); // EM_X86_64
-    elf.extend_from_slice(&1u32.to_le_bytes());
-    elf.extend_from_slice(&(BASE + entry_offset as u64).to_le_bytes()); // e_entry
-    elf.extend_from_slice(&64u64.to_le_bytes()); // e_phoff
-    elf.extend_from_slice(&0u64.to_le_bytes()); // e_shoff
-    elf.extend_from_slice(&0u32.to_le_bytes()); // e_flags
-    elf.extend_from_slice(&64u16.to_le_bytes()); // e_ehsize
-    elf.extend_from_slice(&56u16.to_le_bytes()); // e_phentsize
-    elf.extend_from_slice(&1u16.to_le_bytes()); // e_phnum
-    elf.extend_from_slice(&[0; 6]); // e_shentsize, e_shnum, e_shstrndx
-    elf.extend_from_slice(&1u32.to_le_bytes()); // PT_LOAD
-    elf.extend_from_slice(&5u32.to_le_bytes()); // PF_R | PF_X
-    elf.extend_from_slice(&0u64.to_le_bytes()); // p_offset
-    elf.extend_from_slice(&BASE.to_le_bytes()); // p_vaddr
-    elf.extend_from_slice(&BASE.to_le_bytes()); // p_paddr
-    elf.extend_from_slice(&total.to_le_bytes()); // p_filesz
-    elf.extend_from_slice(&total.to_le_bytes()); // p_memsz
-    elf.extend_from_slice(&0x1000u64.to_le_bytes()); // p_align
-    assert_eq!(elf.len(), entry_offset);
-    elf.extend_from_slice(code);
-    elf
 }
 
 fn stderr_of(output: &Output) -> String {
@@ -601,7 +566,7 @@ fn usage_errors_are_125_and_help_is_0() {
     assert_eq!(help.status.code(), Some(0));
     let text = String::from_utf8(help.stdout).unwrap();
     assert!(
-        text.contains("Usage: skiff run [OPTIONS] <ELF> [-- ARGS...]"),
+        text.contains("Usage: skiff run [OPTIONS] <ELF|IMAGE> [-- ARGS...]"),
         "{text}"
     );
     assert!(text.contains("Exit status:"));

@@ -1,0 +1,1260 @@
+//! FAT volumes on the host: `skiff volume create|ls|cp|cat|mkdir|rm|info`, and the
+//! checks `skiff run` makes before it gives a volume to QEMU.
+//!
+//! A volume is a raw disk image holding one FAT filesystem (no partition table), which
+//! the guest mounts from a virtio-blk disk. The host side uses the same FAT crate as the
+//! kernel (`starry-fatfs`, imported as `fatfs`) built without its `std` feature, so this
+//! module provides the crate's I/O traits over [`std::fs::File`] ([`HostDisk`]) and a
+//! clock ([`HostClock`], UTC like the guest's RTC).
+//!
+//! QEMU locks an image for as long as a VM uses it (OFD locks on bytes 100..300, see
+//! [`QEMU_LOCK_START`]). Commands that change a volume take an exclusive lock on those
+//! bytes, so they refuse a volume a VM is using and a VM cannot start on a volume being
+//! changed; commands that only read warn instead.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use fatfs::{FatType, FileSystem, FormatVolumeOptions, FsOptions, LossyOemCpConverter};
+
+use crate::initrd::describe_io;
+use crate::options::format_size;
+
+/// A host file as FAT storage.
+pub struct HostDisk {
+    file: File,
+}
+
+/// A host I/O error inside fatfs.
+#[derive(Debug)]
+pub struct DiskError(pub io::Error);
+
+impl std::fmt::Display for DiskError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl fatfs::IoError for DiskError {
+    fn is_interrupted(&self) -> bool {
+        self.0.kind() == io::ErrorKind::Interrupted
+    }
+
+    fn new_unexpected_eof_error() -> Self {
+        DiskError(io::ErrorKind::UnexpectedEof.into())
+    }
+
+    fn new_write_zero_error() -> Self {
+        DiskError(io::ErrorKind::WriteZero.into())
+    }
+}
+
+impl fatfs::IoBase for HostDisk {
+    type Error = DiskError;
+}
+
+impl fatfs::Read for HostDisk {
+    fn read(&mut self, buf: &mut [u8]) -> Result<usize, DiskError> {
+        self.file.read(buf).map_err(DiskError)
+    }
+}
+
+impl fatfs::Write for HostDisk {
+    fn write(&mut self, buf: &[u8]) -> Result<usize, DiskError> {
+        self.file.write(buf).map_err(DiskError)
+    }
+
+    fn flush(&mut self) -> Result<(), DiskError> {
+        self.file.flush().map_err(DiskError)
+    }
+}
+
+impl fatfs::Seek for HostDisk {
+    fn seek(&mut self, pos: fatfs::SeekFrom) -> Result<u64, DiskError> {
+        let pos = match pos {
+            fatfs::SeekFrom::Start(n) => io::SeekFrom::Start(n),
+            fatfs::SeekFrom::End(n) => io::SeekFrom::End(n),
+            fatfs::SeekFrom::Current(n) => io::SeekFrom::Current(n),
+        };
+        io::Seek::seek(&mut self.file, pos).map_err(DiskError)
+    }
+}
+
+/// The host's clock for FAT timestamps, in UTC (QEMU's RTC, and so the guest's clock, is
+/// UTC too).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct HostClock;
+
+impl fatfs::TimeProvider for HostClock {
+    fn get_current_date(&self) -> fatfs::Date {
+        fat_date_time(now_unix()).date
+    }
+
+    fn get_current_date_time(&self) -> fatfs::DateTime {
+        fat_date_time(now_unix())
+    }
+}
+
+fn now_unix() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// Year, month, day of a day number counted from 1970-01-01 (Howard Hinnant's
+/// `civil_from_days`).
+fn civil_from_days(days: i64) -> (i64, u16, u16) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u16;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u16;
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+/// A Unix time as a FAT date and time, clamped to what FAT can store (1980–2107).
+pub fn fat_date_time(unix: i64) -> fatfs::DateTime {
+    const FAT_MIN: i64 = 315_532_800; // 1980-01-01 00:00:00
+    const FAT_MAX: i64 = 4_354_819_199; // 2107-12-31 23:59:59
+    let unix = unix.clamp(FAT_MIN, FAT_MAX);
+    let (year, month, day) = civil_from_days(unix.div_euclid(86_400));
+    let secs = unix.rem_euclid(86_400);
+    fatfs::DateTime::new(
+        fatfs::Date::new(year as u16, month, day),
+        fatfs::Time::new(
+            (secs / 3600) as u16,
+            (secs / 60 % 60) as u16,
+            (secs % 60) as u16,
+            0,
+        ),
+    )
+}
+
+/// `YYYY-MM-DD HH:MM` for listings.
+pub fn show_date_time(t: fatfs::DateTime) -> String {
+    format!(
+        "{:04}-{:02}-{:02} {:02}:{:02}",
+        t.date.year, t.date.month, t.date.day, t.time.hour, t.time.min
+    )
+}
+
+/// QEMU's image locks (`block/file-posix.c`): one byte per block permission from offset
+/// 100 ("this process holds it") and from 200 ("this process does not share it"), taken
+/// with OFD locks. Any lock in this range means a VM (or a skiff command) holds the file.
+pub const QEMU_LOCK_START: i64 = 100;
+/// Length of the locked range.
+pub const QEMU_LOCK_LEN: i64 = 200;
+
+fn fcntl_lock(file: &File, command: libc::c_int, kind: libc::c_int) -> io::Result<libc::c_short> {
+    // SAFETY: `flock` is a plain C struct of integers, for which all zeroes is valid.
+    #[allow(unsafe_code)]
+    let mut lock: libc::flock = unsafe { std::mem::zeroed() };
+    lock.l_type = kind as libc::c_short;
+    lock.l_whence = libc::SEEK_SET as libc::c_short;
+    lock.l_start = QEMU_LOCK_START;
+    lock.l_len = QEMU_LOCK_LEN;
+    // SAFETY: the descriptor is open for the lifetime of `file`, and `lock` is a valid,
+    // exclusively borrowed `flock` that fcntl reads and (for F_OFD_GETLK) writes.
+    #[allow(unsafe_code)]
+    let result = unsafe { libc::fcntl(file.as_raw_fd(), command, &mut lock) };
+    if result == -1 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(lock.l_type)
+    }
+}
+
+/// Whether some process holds a lock on the file's QEMU lock bytes (a running VM).
+pub fn in_use(file: &File) -> io::Result<bool> {
+    let kind = fcntl_lock(file, libc::F_OFD_GETLK, libc::F_WRLCK)?;
+    Ok(kind != libc::F_UNLCK as libc::c_short)
+}
+
+/// Take the QEMU lock bytes exclusively (the file must be open for writing); `false` if
+/// someone else holds a lock there. Released when the file is closed.
+pub fn lock_exclusive(file: &File) -> io::Result<bool> {
+    match fcntl_lock(file, libc::F_OFD_SETLK, libc::F_WRLCK) {
+        Ok(_) => Ok(true),
+        Err(e) if matches!(e.raw_os_error(), Some(libc::EAGAIN | libc::EACCES)) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+fn in_use_message(path: &Path) -> String {
+    format!(
+        "{} is in use by a running VM (or another skiff command); stop it first",
+        path.display()
+    )
+}
+
+fn approx(bytes: u64) -> String {
+    format!(
+        "{} ({bytes} bytes)",
+        crate::options::format_size_approx(bytes)
+    )
+}
+
+/// The FAT filesystem type of this crate's fatfs.
+type Fs = FileSystem<HostDisk, HostClock, LossyOemCpConverter>;
+type FatDir<'a> = fatfs::Dir<'a, HostDisk, HostClock, LossyOemCpConverter>;
+type FatError = fatfs::Error<DiskError>;
+
+/// A fatfs error in words, about `what`.
+fn fat_error(what: &str, error: FatError) -> String {
+    let reason = match error {
+        fatfs::Error::NotFound => "no such file or directory".to_string(),
+        fatfs::Error::AlreadyExists => "already exists".to_string(),
+        fatfs::Error::DirectoryIsNotEmpty => "directory not empty".to_string(),
+        fatfs::Error::NotEnoughSpace => "no space left on the volume".to_string(),
+        fatfs::Error::InvalidFileNameLength => "file name empty or too long for FAT".to_string(),
+        fatfs::Error::UnsupportedFileNameCharacter => {
+            "the name has a character FAT does not allow (one of \" * : < > ? \\ |)".to_string()
+        }
+        fatfs::Error::CorruptedFileSystem => "the FAT filesystem is corrupted".to_string(),
+        fatfs::Error::UnexpectedEof => "the volume image is truncated".to_string(),
+        fatfs::Error::Io(DiskError(e)) => e.to_string(),
+        other => other.to_string(),
+    };
+    format!("{what}: {reason}")
+}
+
+/// What a path on a volume is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Dir,
+    File { size: u64 },
+}
+
+/// One entry of a volume directory listing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ListEntry {
+    pub name: String,
+    pub kind: Kind,
+    pub modified: fatfs::DateTime,
+}
+
+/// An open FAT volume.
+pub struct Volume {
+    fs: Fs,
+    /// The image file as the user named it (for messages).
+    path: PathBuf,
+}
+
+/// Open `path` as a volume image file: read-only, or read-write with the QEMU lock
+/// bytes held exclusively.
+fn open_image_file(path: &Path, writable: bool) -> Result<File, String> {
+    let file = OpenOptions::new()
+        .read(true)
+        .write(writable)
+        .open(path)
+        .map_err(|e| match e.kind() {
+            io::ErrorKind::NotFound => format!(
+                "{}: no such file (make a volume with: skiff volume create --size 64M {})",
+                path.display(),
+                path.display()
+            ),
+            _ => describe_io(path, &e),
+        })?;
+    let metadata = file.metadata().map_err(|e| describe_io(path, &e))?;
+    if metadata.is_dir() {
+        return Err(format!(
+            "{} is a directory, not a volume image",
+            path.display()
+        ));
+    }
+    if writable {
+        if !lock_exclusive(&file).map_err(|e| describe_io(path, &e))? {
+            return Err(in_use_message(path));
+        }
+    } else if in_use(&file).unwrap_or(false) {
+        crate::session::say(&format!(
+            "warning: {} is in use by a running VM; what you read may be out of date",
+            path.display()
+        ));
+    }
+    Ok(file)
+}
+
+fn mount(path: &Path, file: File) -> Result<Fs, String> {
+    FileSystem::new(HostDisk { file }, FsOptions::new().time_provider(HostClock)).map_err(|e| {
+        match e {
+            fatfs::Error::CorruptedFileSystem | fatfs::Error::UnexpectedEof => format!(
+                "{} is not a FAT volume image (make one with: skiff volume create --size 64M FILE)",
+                path.display()
+            ),
+            fatfs::Error::Io(DiskError(e)) if e.kind() == io::ErrorKind::UnexpectedEof => format!(
+                "{} is not a FAT volume image (make one with: skiff volume create --size 64M FILE)",
+                path.display()
+            ),
+            other => fat_error(&path.display().to_string(), other),
+        }
+    })
+}
+
+/// Check that `path` is a plausible volume for a VM: an existing, writable regular file
+/// with a FAT filesystem that no running VM holds. Nothing is written.
+pub fn check_for_vm(path: &Path) -> Result<(), String> {
+    let metadata = fs::metadata(path).map_err(|e| describe_io(path, &e))?;
+    if !metadata.is_file() {
+        return Err(format!(
+            "{} is not a regular file, so it cannot be a volume image",
+            path.display()
+        ));
+    }
+    let writable = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .map_err(|e| match e.kind() {
+            io::ErrorKind::PermissionDenied => format!(
+                "{}: permission denied (the VM writes to its volumes)",
+                path.display()
+            ),
+            _ => describe_io(path, &e),
+        })?;
+    if in_use(&writable).map_err(|e| describe_io(path, &e))? {
+        return Err(format!(
+            "{} is in use by another VM (QEMU holds a lock on it); stop that run or use another volume",
+            path.display()
+        ));
+    }
+    drop(writable);
+    let fs = mount(path, File::open(path).map_err(|e| describe_io(path, &e))?)?;
+    drop(fs);
+    Ok(())
+}
+
+/// The name FAT stores for a file type, for messages.
+pub fn fat_type_name(fat_type: FatType) -> &'static str {
+    match fat_type {
+        FatType::Fat12 => "FAT12",
+        FatType::Fat16 => "FAT16",
+        FatType::Fat32 => "FAT32",
+    }
+}
+
+/// A volume label as FAT stores it: up to 11 characters, upper-case ASCII, space-padded.
+pub fn parse_label(label: &str) -> Result<[u8; 11], String> {
+    if label.is_empty() || label.len() > 11 {
+        return Err(format!("volume label '{label}' must be 1 to 11 characters"));
+    }
+    let mut out = [b' '; 11];
+    for (slot, c) in out.iter_mut().zip(label.chars()) {
+        if !(c.is_ascii_alphanumeric() || " _-!#$%&'()@^`{}~".contains(c)) {
+            return Err(format!(
+                "volume label '{label}' may hold only letters, digits, spaces and _-!#$%&'()@^`{{}}~"
+            ));
+        }
+        *slot = c.to_ascii_uppercase() as u8;
+    }
+    Ok(out)
+}
+
+/// Parse `--fat`: 12, 16 or 32.
+pub fn parse_fat_type(text: &str) -> Result<FatType, String> {
+    match text.trim().to_ascii_lowercase().trim_start_matches("fat") {
+        "12" => Ok(FatType::Fat12),
+        "16" => Ok(FatType::Fat16),
+        "32" => Ok(FatType::Fat32),
+        _ => Err(format!("'{text}' is not a FAT type; use 12, 16 or 32")),
+    }
+}
+
+/// How `skiff volume create` formats a volume.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct CreateOptions {
+    /// Replace an existing file.
+    pub force: bool,
+    pub label: Option<[u8; 11]>,
+    /// The FAT type; by default fatfs chooses by size (FAT12 below about 4M, FAT16 below
+    /// 512M, FAT32 from 512M), as mkfs.fat does.
+    pub fat_type: Option<FatType>,
+}
+
+/// Create `path` as a `size`-byte volume with a fresh FAT filesystem. An existing file is
+/// an error unless `options.force` (then it is replaced). Returns the FAT type.
+pub fn create(path: &Path, size: u64, options: CreateOptions) -> Result<FatType, String> {
+    let CreateOptions {
+        force,
+        label,
+        fat_type,
+    } = options;
+    let mut open = OpenOptions::new();
+    open.read(true).write(true);
+    if force {
+        open.create(true);
+    } else {
+        open.create_new(true);
+    }
+    let existed = path.exists();
+    if existed && fs::metadata(path).is_ok_and(|m| m.is_dir()) {
+        return Err(format!("{} is a directory", path.display()));
+    }
+    let file = open.open(path).map_err(|e| match e.kind() {
+        io::ErrorKind::AlreadyExists => format!(
+            "{} already exists; use --force to replace it (everything on it is lost)",
+            path.display()
+        ),
+        _ => describe_io(path, &e),
+    })?;
+    let cleanup = |message: String| {
+        if !existed {
+            let _ = fs::remove_file(path);
+        }
+        message
+    };
+    if existed && !lock_exclusive(&file).map_err(|e| describe_io(path, &e))? {
+        return Err(in_use_message(path));
+    }
+    // A fresh sparse file: nothing of an old image survives, and unused space costs no
+    // disk until the guest writes it.
+    file.set_len(0)
+        .and_then(|()| file.set_len(size))
+        .map_err(|e| cleanup(describe_io(path, &e)))?;
+    let mut disk = HostDisk { file };
+    let mut format = FormatVolumeOptions::new();
+    if let Some(label) = label {
+        format = format.volume_label(label);
+    }
+    if let Some(fat_type) = fat_type {
+        format = format.fat_type(fat_type);
+    }
+    fatfs::format_volume(&mut disk, format).map_err(|e| {
+        cleanup(match e {
+            fatfs::Error::InvalidInput => format!(
+                "{}: a {} filesystem cannot be {}; choose another size{}",
+                path.display(),
+                fat_type.map_or("FAT", fat_type_name),
+                format_size(size),
+                if fat_type.is_some() {
+                    " or FAT type"
+                } else {
+                    ""
+                }
+            ),
+            other => fat_error(&path.display().to_string(), other),
+        })
+    })?;
+    disk.file
+        .sync_all()
+        .map_err(|e| cleanup(describe_io(path, &e)))?;
+    let fs = mount(path, disk.file).map_err(cleanup)?;
+    Ok(fs.fat_type())
+}
+
+/// Split a volume path into its names: `/a//b/` → `a`, `b`. `..` is refused; `.` is
+/// dropped.
+pub fn path_components(path: &str) -> Result<Vec<String>, String> {
+    let mut out = Vec::new();
+    for part in path.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => return Err(format!("{path}: '..' is not allowed in volume paths")),
+            name => out.push(name.to_string()),
+        }
+    }
+    Ok(out)
+}
+
+fn shown_path(components: &[String]) -> String {
+    format!("/{}", components.join("/"))
+}
+
+impl Volume {
+    /// Open the volume image `path`; `writable` volumes are locked against VMs until
+    /// [`Volume::close`].
+    pub fn open(path: &Path, writable: bool) -> Result<Volume, String> {
+        let file = open_image_file(path, writable)?;
+        Ok(Volume {
+            fs: mount(path, file)?,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// Write the filesystem's bookkeeping back (the FS information sector, the clean
+    /// flag) and release the file and its lock.
+    pub fn close(self) -> Result<(), String> {
+        let shown = self.path.display().to_string();
+        self.fs.unmount().map_err(|e| fat_error(&shown, e))?;
+        Ok(())
+    }
+
+    /// `VOLUME:/path`, for messages.
+    fn what(&self, components: &[String]) -> String {
+        format!("{}:{}", self.path.display(), shown_path(components))
+    }
+
+    fn error(&self, components: &[String], error: FatError) -> String {
+        fat_error(&self.what(components), error)
+    }
+
+    /// The FAT type, cluster size, total and free bytes, label, and whether the volume
+    /// was not unmounted cleanly.
+    pub fn info(&self) -> Result<Vec<(&'static str, String)>, String> {
+        let stats = self.fs.stats().map_err(|e| self.error(&[], e))?;
+        let cluster = u64::from(stats.cluster_size());
+        let flags = self
+            .fs
+            .read_status_flags()
+            .map_err(|e| self.error(&[], e))?;
+        let label = self.fs.volume_label();
+        let mut lines = vec![
+            ("type", fat_type_name(self.fs.fat_type()).to_string()),
+            ("cluster size", format_size(cluster)),
+            (
+                "capacity",
+                approx(cluster * u64::from(stats.total_clusters())),
+            ),
+            ("free", approx(cluster * u64::from(stats.free_clusters()))),
+            ("label", label.trim_end().to_string()),
+        ];
+        if flags.dirty() {
+            lines.push(("state", "not cleanly unmounted".to_string()));
+        }
+        Ok(lines)
+    }
+
+    fn root(&self) -> FatDir<'_> {
+        self.fs.root_dir()
+    }
+
+    /// Find `name` in `dir`.
+    fn lookup<'a>(
+        &self,
+        dir: &FatDir<'a>,
+        name: &str,
+        components: &[String],
+    ) -> Result<Option<fatfs::DirEntry<'a, HostDisk, HostClock, LossyOemCpConverter>>, String> {
+        for entry in dir.iter() {
+            let entry = entry.map_err(|e| self.error(components, e))?;
+            if entry.eq_name(name) {
+                return Ok(Some(entry));
+            }
+        }
+        Ok(None)
+    }
+
+    /// The directory at `components` (which must exist).
+    fn dir(&self, components: &[String]) -> Result<FatDir<'_>, String> {
+        let mut dir = self.root();
+        for (i, name) in components.iter().enumerate() {
+            let here = &components[..=i];
+            match self.lookup(&dir, name, here)? {
+                Some(entry) if entry.is_dir() => dir = entry.to_dir(),
+                Some(_) => return Err(format!("{}: not a directory", self.what(here))),
+                None => return Err(format!("{}: no such file or directory", self.what(here))),
+            }
+        }
+        Ok(dir)
+    }
+
+    /// The directory at `components`, created with its parents where missing.
+    pub fn make_dirs(&self, components: &[String]) -> Result<FatDir<'_>, String> {
+        let mut dir = self.root();
+        for (i, name) in components.iter().enumerate() {
+            let here = &components[..=i];
+            dir = match self.lookup(&dir, name, here)? {
+                Some(entry) if entry.is_dir() => entry.to_dir(),
+                Some(_) => return Err(format!("{}: not a directory", self.what(here))),
+                None => dir.create_dir(name).map_err(|e| self.error(here, e))?,
+            };
+        }
+        Ok(dir)
+    }
+
+    /// What `components` is, if it exists.
+    pub fn kind(&self, components: &[String]) -> Result<Option<Kind>, String> {
+        let Some((name, parent)) = components.split_last() else {
+            return Ok(Some(Kind::Dir));
+        };
+        let dir = match self.dir(parent) {
+            Ok(dir) => dir,
+            Err(_) => return Ok(None),
+        };
+        Ok(self.lookup(&dir, name, components)?.map(|entry| {
+            if entry.is_dir() {
+                Kind::Dir
+            } else {
+                Kind::File { size: entry.len() }
+            }
+        }))
+    }
+
+    /// The entries of the directory at `components` sorted by name (without `.` and
+    /// `..`), or the one entry if it names a file.
+    pub fn list(&self, components: &[String]) -> Result<Vec<ListEntry>, String> {
+        let entry_of =
+            |entry: &fatfs::DirEntry<'_, HostDisk, HostClock, LossyOemCpConverter>| ListEntry {
+                name: entry.file_name(),
+                kind: if entry.is_dir() {
+                    Kind::Dir
+                } else {
+                    Kind::File { size: entry.len() }
+                },
+                modified: entry.modified(),
+            };
+        if let Some((name, parent)) = components.split_last() {
+            let dir = self.dir(parent)?;
+            match self.lookup(&dir, name, components)? {
+                Some(entry) if !entry.is_dir() => return Ok(vec![entry_of(&entry)]),
+                Some(_) => {}
+                None => {
+                    return Err(format!(
+                        "{}: no such file or directory",
+                        self.what(components)
+                    ))
+                }
+            }
+        }
+        let dir = self.dir(components)?;
+        let mut entries = Vec::new();
+        for entry in dir.iter() {
+            let entry = entry.map_err(|e| self.error(components, e))?;
+            let name = entry.file_name();
+            if name != "." && name != ".." {
+                entries.push(entry_of(&entry));
+            }
+        }
+        entries.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(entries)
+    }
+
+    /// Copy the file at `components` to `out`; returns the bytes copied.
+    pub fn read_file(&self, components: &[String], out: &mut dyn Write) -> Result<u64, String> {
+        let Some((name, parent)) = components.split_last() else {
+            return Err(format!("{}: is a directory", self.what(components)));
+        };
+        let dir = self.dir(parent)?;
+        let entry = match self.lookup(&dir, name, components)? {
+            Some(entry) if entry.is_dir() => {
+                return Err(format!("{}: is a directory", self.what(components)))
+            }
+            Some(entry) => entry,
+            None => {
+                return Err(format!(
+                    "{}: no such file or directory",
+                    self.what(components)
+                ))
+            }
+        };
+        let mut file = entry.to_file();
+        let mut buffer = vec![0u8; 64 * 1024];
+        let mut total = 0u64;
+        loop {
+            let n =
+                fatfs::Read::read(&mut file, &mut buffer).map_err(|e| self.error(components, e))?;
+            if n == 0 {
+                return Ok(total);
+            }
+            out.write_all(&buffer[..n])
+                .map_err(|e| format!("writing the output: {e}"))?;
+            total += n as u64;
+        }
+    }
+
+    /// Create or replace the file at `components` with the bytes of `input` (missing
+    /// parent directories are created); returns the bytes written.
+    pub fn write_file(&self, components: &[String], input: &mut dyn Read) -> Result<u64, String> {
+        let Some((name, parent)) = components.split_last() else {
+            return Err(format!("{}: is a directory", self.what(components)));
+        };
+        let dir = self.make_dirs(parent)?;
+        if let Some(entry) = self.lookup(&dir, name, components)? {
+            if entry.is_dir() {
+                return Err(format!("{}: is a directory", self.what(components)));
+            }
+        }
+        let mut file = dir
+            .create_file(name)
+            .map_err(|e| self.error(components, e))?;
+        let copied = (|| {
+            file.truncate().map_err(|e| self.error(components, e))?;
+            let mut buffer = vec![0u8; 64 * 1024];
+            let mut total = 0u64;
+            loop {
+                let n = match input.read(&mut buffer) {
+                    Ok(0) => break,
+                    Ok(n) => n,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => return Err(format!("reading the source: {e}")),
+                };
+                fatfs::Write::write_all(&mut file, &buffer[..n])
+                    .map_err(|e| self.error(components, e))?;
+                total += n as u64;
+            }
+            fatfs::Write::flush(&mut file).map_err(|e| self.error(components, e))?;
+            Ok(total)
+        })();
+        drop(file);
+        if copied.is_err() {
+            // Do not leave a partial file (or the space it took) behind.
+            let _ = dir.remove(name);
+        }
+        copied
+    }
+
+    /// Remove the file or directory at `components` (a non-empty directory only if
+    /// `recursive`).
+    pub fn remove(&self, components: &[String], recursive: bool) -> Result<(), String> {
+        let Some((name, parent)) = components.split_last() else {
+            return Err(format!(
+                "{}: the root directory cannot be removed",
+                self.what(components)
+            ));
+        };
+        let dir = self.dir(parent)?;
+        let Some(entry) = self.lookup(&dir, name, components)? else {
+            return Err(format!(
+                "{}: no such file or directory",
+                self.what(components)
+            ));
+        };
+        if entry.is_dir() {
+            let children: Vec<String> =
+                self.list(components)?.into_iter().map(|e| e.name).collect();
+            if !children.is_empty() && !recursive {
+                return Err(format!(
+                    "{}: is a directory with contents (use -r to remove it all)",
+                    self.what(components)
+                ));
+            }
+            for child in children {
+                let mut path = components.to_vec();
+                path.push(child);
+                self.remove(&path, true)?;
+            }
+        }
+        // Remove by the entry's real name (the lookup is case-insensitive).
+        dir.remove(&entry.file_name())
+            .map_err(|e| self.error(components, e))
+    }
+}
+
+/// One side of `skiff volume cp`: a host path or `VOLUME:/path`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Endpoint {
+    Host(PathBuf),
+    Volume { image: PathBuf, path: String },
+}
+
+/// `VOLUME:/path` (the first `:` followed by `/`, after a non-empty image name) is a
+/// volume path; anything else is a host path.
+pub fn parse_endpoint(arg: &std::ffi::OsStr) -> Endpoint {
+    use std::os::unix::ffi::OsStrExt;
+    let bytes = arg.as_bytes();
+    if let Some(colon) = bytes.windows(2).position(|w| w == b":/") {
+        if colon > 0 {
+            let image = PathBuf::from(std::ffi::OsStr::from_bytes(&bytes[..colon]));
+            let path = String::from_utf8_lossy(&bytes[colon + 1..]).into_owned();
+            return Endpoint::Volume { image, path };
+        }
+    }
+    Endpoint::Host(PathBuf::from(arg))
+}
+
+/// What a copy did, for the summary.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CopyStats {
+    pub files: u64,
+    pub dirs: u64,
+    pub bytes: u64,
+}
+
+fn host_name(path: &Path) -> Result<String, String> {
+    let name = match path.file_name() {
+        Some(name) => name.to_os_string(),
+        None => fs::canonicalize(path)
+            .ok()
+            .and_then(|p| p.file_name().map(|n| n.to_os_string()))
+            .ok_or_else(|| {
+                format!(
+                    "{}: cannot tell what to call it on the volume; name the destination",
+                    path.display()
+                )
+            })?,
+    };
+    name.into_string()
+        .map_err(|n| format!("{}: FAT names must be UTF-8", n.to_string_lossy()))
+}
+
+/// Copy the host file or directory `source` to `dest` on `volume`, like `cp [-r]`: onto
+/// an existing directory it goes inside it, otherwise it becomes `dest` (missing parent
+/// directories are created). Symlinks are followed; other special files are skipped
+/// with a warning.
+pub fn copy_in(
+    volume: &Volume,
+    source: &Path,
+    dest: &[String],
+    recursive: bool,
+) -> Result<CopyStats, String> {
+    let metadata = fs::metadata(source).map_err(|e| describe_io(source, &e))?;
+    if metadata.is_dir() && !recursive {
+        return Err(format!(
+            "{}: is a directory (use -r to copy directories)",
+            source.display()
+        ));
+    }
+    let mut target = dest.to_vec();
+    match volume.kind(dest)? {
+        Some(Kind::Dir) => target.push(host_name(source)?),
+        Some(Kind::File { .. }) if metadata.is_dir() => {
+            return Err(format!(
+                "cannot copy the directory {} onto the file {}",
+                source.display(),
+                volume.what(dest)
+            ))
+        }
+        _ => {}
+    }
+    let mut stats = CopyStats::default();
+    copy_in_entry(volume, source, &metadata, &target, &mut stats)?;
+    Ok(stats)
+}
+
+fn copy_in_entry(
+    volume: &Volume,
+    source: &Path,
+    metadata: &fs::Metadata,
+    target: &[String],
+    stats: &mut CopyStats,
+) -> Result<(), String> {
+    if metadata.is_dir() {
+        volume.make_dirs(target)?;
+        stats.dirs += 1;
+        let mut names = Vec::new();
+        for child in fs::read_dir(source).map_err(|e| describe_io(source, &e))? {
+            names.push(child.map_err(|e| describe_io(source, &e))?.file_name());
+        }
+        names.sort();
+        for name in names {
+            let child = source.join(&name);
+            let Ok(child_metadata) = fs::metadata(&child) else {
+                crate::session::say(&format!(
+                    "warning: skipping {} (a dangling symlink)",
+                    child.display()
+                ));
+                continue;
+            };
+            if !child_metadata.is_dir() && !child_metadata.is_file() {
+                crate::session::say(&format!(
+                    "warning: skipping {} (not a regular file or directory)",
+                    child.display()
+                ));
+                continue;
+            }
+            let mut child_target = target.to_vec();
+            child_target.push(host_name(&child)?);
+            copy_in_entry(volume, &child, &child_metadata, &child_target, stats)?;
+        }
+        Ok(())
+    } else if metadata.is_file() {
+        let mut file = File::open(source).map_err(|e| describe_io(source, &e))?;
+        stats.bytes += volume.write_file(target, &mut file)?;
+        stats.files += 1;
+        Ok(())
+    } else {
+        Err(format!(
+            "{}: only regular files and directories can be copied to a volume",
+            source.display()
+        ))
+    }
+}
+
+/// Copy the file or directory at `source` on `volume` to the host path `dest`, like
+/// `cp [-r]`: into an existing directory, else as `dest` (whose parent must exist). The
+/// root directory's contents go into `dest`.
+pub fn copy_out(
+    volume: &Volume,
+    source: &[String],
+    dest: &Path,
+    recursive: bool,
+) -> Result<CopyStats, String> {
+    let kind = volume
+        .kind(source)?
+        .ok_or_else(|| format!("{}: no such file or directory", volume.what(source)))?;
+    if kind == Kind::Dir && !recursive {
+        return Err(format!(
+            "{}: is a directory (use -r to copy directories)",
+            volume.what(source)
+        ));
+    }
+    let mut target = dest.to_path_buf();
+    if dest.is_dir() {
+        if let Some(name) = source.last() {
+            target.push(name);
+        }
+    } else if kind == Kind::Dir && dest.exists() {
+        return Err(format!(
+            "cannot copy the directory {} onto the file {}",
+            volume.what(source),
+            dest.display()
+        ));
+    }
+    let mut stats = CopyStats::default();
+    copy_out_entry(volume, source, kind, &target, &mut stats)?;
+    Ok(stats)
+}
+
+fn copy_out_entry(
+    volume: &Volume,
+    source: &[String],
+    kind: Kind,
+    target: &Path,
+    stats: &mut CopyStats,
+) -> Result<(), String> {
+    match kind {
+        Kind::Dir => {
+            match fs::create_dir(target) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists && target.is_dir() => {}
+                Err(e) => return Err(describe_io(target, &e)),
+            }
+            stats.dirs += 1;
+            for entry in volume.list(source)? {
+                let mut child = source.to_vec();
+                child.push(entry.name.clone());
+                copy_out_entry(volume, &child, entry.kind, &target.join(&entry.name), stats)?;
+            }
+            Ok(())
+        }
+        Kind::File { .. } => {
+            let file = File::create(target).map_err(|e| describe_io(target, &e))?;
+            let mut out = io::BufWriter::new(file);
+            stats.bytes += volume.read_file(source, &mut out)?;
+            out.flush().map_err(|e| describe_io(target, &e))?;
+            stats.files += 1;
+            Ok(())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn new_volume(dir: &Path, size: u64) -> PathBuf {
+        let path = dir.join("vol.img");
+        create(&path, size, CreateOptions::default()).unwrap();
+        path
+    }
+
+    fn comps(path: &str) -> Vec<String> {
+        path_components(path).unwrap()
+    }
+
+    #[test]
+    fn dates_convert_to_fat() {
+        let t = fat_date_time(0);
+        assert_eq!((t.date.year, t.date.month, t.date.day), (1980, 1, 1));
+        // 2024-02-29 12:34:56 UTC
+        let t = fat_date_time(1_709_210_096);
+        assert_eq!((t.date.year, t.date.month, t.date.day), (2024, 2, 29));
+        assert_eq!((t.time.hour, t.time.min, t.time.sec), (12, 34, 56));
+        assert_eq!(show_date_time(t), "2024-02-29 12:34");
+        let t = fat_date_time(i64::MAX);
+        assert_eq!((t.date.year, t.date.month, t.date.day), (2107, 12, 31));
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(civil_from_days(-1), (1969, 12, 31));
+        assert_eq!(civil_from_days(11_016), (2000, 2, 29));
+    }
+
+    #[test]
+    fn fat_type_follows_the_size() {
+        let dir = crate::tempfiles::test_dir();
+        for (size, expected) in [
+            (1u64 << 20, FatType::Fat12),
+            (64 << 20, FatType::Fat16),
+            (512 << 20, FatType::Fat32),
+        ] {
+            let path = dir.path().join(format!("{size}.img"));
+            assert_eq!(
+                create(&path, size, CreateOptions::default()).unwrap(),
+                expected,
+                "{size}"
+            );
+            assert_eq!(fs::metadata(&path).unwrap().len(), size);
+            check_for_vm(&path).unwrap();
+        }
+    }
+
+    #[test]
+    fn create_refuses_to_overwrite_without_force() {
+        let dir = crate::tempfiles::test_dir();
+        let path = new_volume(dir.path(), 1 << 20);
+        let e = create(&path, 1 << 20, CreateOptions::default()).unwrap_err();
+        assert!(e.contains("already exists; use --force"), "{e}");
+        {
+            let volume = Volume::open(&path, true).unwrap();
+            volume.write_file(&comps("/old"), &mut &b"old"[..]).unwrap();
+            volume.close().unwrap();
+        }
+        let options = CreateOptions {
+            force: true,
+            label: Some(parse_label("data").unwrap()),
+            fat_type: None,
+        };
+        create(&path, 2 << 20, options).unwrap();
+        let volume = Volume::open(&path, false).unwrap();
+        assert!(volume.list(&[]).unwrap().is_empty());
+        assert_eq!(fs::metadata(&path).unwrap().len(), 2 << 20);
+        let info = volume.info().unwrap();
+        assert!(info.contains(&("label", "DATA".to_string())), "{info:?}");
+        // A size fatfs cannot format leaves no file behind.
+        let tiny = dir.path().join("tiny.img");
+        assert!(create(&tiny, 1024, CreateOptions::default()).is_err());
+        assert!(!tiny.exists());
+    }
+
+    #[test]
+    fn fat_type_can_be_chosen() {
+        let dir = crate::tempfiles::test_dir();
+        let path = dir.path().join("v.img");
+        for size in [64u64 << 10, 1 << 20, 64 << 20, 1 << 30] {
+            for fat_type in [FatType::Fat12, FatType::Fat16, FatType::Fat32] {
+                let options = CreateOptions {
+                    force: true,
+                    label: None,
+                    fat_type: Some(fat_type),
+                };
+                match create(&path, size, options) {
+                    Ok(made) => {
+                        assert_eq!(made, fat_type, "{size}");
+                        check_for_vm(&path).unwrap();
+                    }
+                    Err(e) => assert!(e.contains("filesystem cannot be"), "{size}: {e}"),
+                }
+            }
+        }
+        let options = CreateOptions {
+            fat_type: Some(FatType::Fat32),
+            ..CreateOptions::default()
+        };
+        assert_eq!(
+            create(&dir.path().join("32.img"), 64 << 20, options),
+            Ok(FatType::Fat32)
+        );
+        assert!(parse_fat_type("32") == Ok(FatType::Fat32));
+        assert!(parse_fat_type("FAT16") == Ok(FatType::Fat16));
+        assert!(parse_fat_type("64").is_err());
+    }
+
+    #[test]
+    fn files_round_trip_through_a_volume() {
+        let dir = crate::tempfiles::test_dir();
+        let path = new_volume(dir.path(), 8 << 20);
+        let big: Vec<u8> = (0..300_000u32).map(|i| (i * 31 % 251) as u8).collect();
+        {
+            let volume = Volume::open(&path, true).unwrap();
+            assert_eq!(
+                volume
+                    .write_file(&comps("/a/b/big.bin"), &mut big.as_slice())
+                    .unwrap(),
+                big.len() as u64
+            );
+            volume
+                .write_file(&comps("/hello.txt"), &mut &b"hello\n"[..])
+                .unwrap();
+            // Replacing a file truncates it.
+            volume
+                .write_file(&comps("/hello.txt"), &mut &b"hi\n"[..])
+                .unwrap();
+            volume.make_dirs(&comps("/empty/dir")).unwrap();
+            volume.close().unwrap();
+        }
+        let volume = Volume::open(&path, false).unwrap();
+        let root = volume.list(&[]).unwrap();
+        let names: Vec<_> = root.iter().map(|e| (e.name.as_str(), e.kind)).collect();
+        assert_eq!(
+            names,
+            [
+                ("a", Kind::Dir),
+                ("empty", Kind::Dir),
+                ("hello.txt", Kind::File { size: 3 })
+            ]
+        );
+        let mut out = Vec::new();
+        volume.read_file(&comps("/a/b/big.bin"), &mut out).unwrap();
+        assert!(out == big);
+        // Names are case-insensitive, as on FAT.
+        let mut out = Vec::new();
+        volume.read_file(&comps("/HELLO.TXT"), &mut out).unwrap();
+        assert_eq!(out, b"hi\n");
+        assert_eq!(
+            volume.list(&comps("/hello.txt")).unwrap()[0].kind,
+            Kind::File { size: 3 }
+        );
+        let e = volume.list(&comps("/nope")).unwrap_err();
+        assert!(
+            e.ends_with("vol.img:/nope: no such file or directory"),
+            "{e}"
+        );
+        let e = volume.read_file(&comps("/a"), &mut Vec::new()).unwrap_err();
+        assert!(e.contains("is a directory"), "{e}");
+        let e = volume
+            .read_file(&comps("/hello.txt/x"), &mut Vec::new())
+            .unwrap_err();
+        assert!(e.contains("not a directory"), "{e}");
+    }
+
+    #[test]
+    fn directories_copy_in_and_out() {
+        let dir = crate::tempfiles::test_dir();
+        let path = new_volume(dir.path(), 4 << 20);
+        let src = dir.path().join("site");
+        fs::create_dir_all(src.join("css")).unwrap();
+        fs::write(src.join("index.html"), b"<h1>hi</h1>").unwrap();
+        fs::write(src.join("css/main.css"), b"body{}").unwrap();
+        std::os::unix::fs::symlink("index.html", src.join("link.html")).unwrap();
+        {
+            let volume = Volume::open(&path, true).unwrap();
+            let e = copy_in(&volume, &src, &comps("/"), false).unwrap_err();
+            assert!(e.contains("use -r"), "{e}");
+            let stats = copy_in(&volume, &src, &comps("/"), true).unwrap();
+            assert_eq!((stats.files, stats.dirs), (3, 2));
+            // Onto a missing path: the copy takes that name.
+            copy_in(&volume, &src.join("index.html"), &comps("/x/y.html"), false).unwrap();
+            volume.close().unwrap();
+        }
+        let volume = Volume::open(&path, false).unwrap();
+        let out = dir.path().join("out");
+        fs::create_dir(&out).unwrap();
+        let stats = copy_out(&volume, &comps("/site"), &out, true).unwrap();
+        assert_eq!((stats.files, stats.dirs), (3, 2));
+        assert_eq!(fs::read(out.join("site/css/main.css")).unwrap(), b"body{}");
+        assert_eq!(
+            fs::read(out.join("site/link.html")).unwrap(),
+            b"<h1>hi</h1>"
+        );
+        copy_out(&volume, &comps("/x/y.html"), &out.join("y"), false).unwrap();
+        assert_eq!(fs::read(out.join("y")).unwrap(), b"<h1>hi</h1>");
+        // The root's contents go into the destination.
+        let all = dir.path().join("all");
+        copy_out(&volume, &[], &all, true).unwrap();
+        assert!(all.join("site/index.html").is_file() && all.join("x/y.html").is_file());
+        let e = copy_out(&volume, &comps("/site"), &out.join("y"), true).unwrap_err();
+        assert!(e.contains("onto the file"), "{e}");
+    }
+
+    #[test]
+    fn remove_files_and_trees() {
+        let dir = crate::tempfiles::test_dir();
+        let path = new_volume(dir.path(), 2 << 20);
+        let volume = Volume::open(&path, true).unwrap();
+        volume.write_file(&comps("/d/e/f"), &mut &b"x"[..]).unwrap();
+        volume.write_file(&comps("/g"), &mut &b"x"[..]).unwrap();
+        let e = volume.remove(&comps("/d"), false).unwrap_err();
+        assert!(e.contains("use -r"), "{e}");
+        volume.remove(&comps("/d"), true).unwrap();
+        volume.remove(&comps("/G"), false).unwrap();
+        assert!(volume.list(&[]).unwrap().is_empty());
+        assert!(volume.remove(&[], true).unwrap_err().contains("root"));
+        volume.close().unwrap();
+    }
+
+    #[test]
+    fn bad_names_and_paths() {
+        let dir = crate::tempfiles::test_dir();
+        let path = new_volume(dir.path(), 1 << 20);
+        let volume = Volume::open(&path, true).unwrap();
+        let e = volume
+            .write_file(&comps("/a?b"), &mut &b""[..])
+            .unwrap_err();
+        assert!(e.contains("does not allow"), "{e}");
+        assert!(path_components("/a/../b").unwrap_err().contains(".."));
+        // A copy that does not fit fails without leaving a partial file behind.
+        let big = vec![1u8; 2 << 20];
+        let e = volume
+            .write_file(&comps("/big"), &mut big.as_slice())
+            .unwrap_err();
+        assert!(e.contains("no space left on the volume"), "{e}");
+        assert!(volume.list(&[]).unwrap().is_empty());
+        volume
+            .write_file(&comps("/small"), &mut &[1u8; 500_000][..])
+            .unwrap();
+        assert_eq!(comps("//a/./b/"), ["a", "b"]);
+        volume.close().unwrap();
+    }
+
+    #[test]
+    fn not_a_volume() {
+        let dir = crate::tempfiles::test_dir();
+        let junk = dir.path().join("junk.img");
+        fs::write(&junk, vec![0u8; 1 << 20]).unwrap();
+        let e = Volume::open(&junk, false).err().unwrap();
+        assert!(e.contains("is not a FAT volume image"), "{e}");
+        let e = check_for_vm(&junk).unwrap_err();
+        assert!(e.contains("is not a FAT volume image"), "{e}");
+        let short = dir.path().join("short.img");
+        fs::write(&short, b"hi\n").unwrap();
+        let e = check_for_vm(&short).unwrap_err();
+        assert!(e.contains("is not a FAT volume image"), "{e}");
+        let e = check_for_vm(&dir.path().join("missing.img")).unwrap_err();
+        assert!(e.contains("no such file"), "{e}");
+        let e = check_for_vm(dir.path()).unwrap_err();
+        assert!(e.contains("not a regular file"), "{e}");
+        let e = Volume::open(&dir.path().join("missing.img"), false)
+            .err()
+            .unwrap();
+        assert!(e.contains("skiff volume create"), "{e}");
+    }
+
+    #[test]
+    fn writers_lock_out_vms_and_each_other() {
+        let dir = crate::tempfiles::test_dir();
+        let path = new_volume(dir.path(), 1 << 20);
+        let volume = Volume::open(&path, true).unwrap();
+        let e = Volume::open(&path, true).err().unwrap();
+        assert!(e.contains("is in use"), "{e}");
+        let e = check_for_vm(&path).unwrap_err();
+        assert!(e.contains("in use by another VM"), "{e}");
+        volume.close().unwrap();
+        check_for_vm(&path).unwrap();
+        Volume::open(&path, true).unwrap().close().unwrap();
+    }
+
+    #[test]
+    fn endpoints() {
+        use std::ffi::OsStr;
+        assert_eq!(
+            parse_endpoint(OsStr::new("data.img:/a/b")),
+            Endpoint::Volume {
+                image: "data.img".into(),
+                path: "/a/b".into()
+            }
+        );
+        assert_eq!(
+            parse_endpoint(OsStr::new("data.img:/")),
+            Endpoint::Volume {
+                image: "data.img".into(),
+                path: "/".into()
+            }
+        );
+        assert_eq!(
+            parse_endpoint(OsStr::new("./file")),
+            Endpoint::Host("./file".into())
+        );
+        assert_eq!(
+            parse_endpoint(OsStr::new("a:b")),
+            Endpoint::Host("a:b".into())
+        );
+        assert_eq!(
+            parse_endpoint(OsStr::new(":/x")),
+            Endpoint::Host(":/x".into())
+        );
+    }
+
+    #[test]
+    fn labels() {
+        assert_eq!(&parse_label("data").unwrap(), b"DATA       ");
+        assert!(parse_label("").is_err());
+        assert!(parse_label("twelve chars").is_err());
+        assert!(parse_label("a/b").is_err());
+    }
+}
