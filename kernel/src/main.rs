@@ -130,6 +130,9 @@ fn kmain(h: BootHandoff) -> ! {
     );
     // The boot code becomes the idle thread once the application's threads exist.
     skiff_sched::init(stack_lo, stack_top, skiff_syscall::interrupt_pending);
+    // Disks: found and initialised by polling, their interrupts routed once they are
+    // registered, so the first interrupt finds its driver.
+    skiff_drivers::probe(cmd);
     cpu::enable_interrupts();
 
     // The root filesystem and the application.
@@ -141,6 +144,7 @@ fn kmain(h: BootHandoff) -> ! {
         initrd,
         cmdline: cmd,
         timing: cmdline::flag(cmd, cmdline::TIMING),
+        disks: skiff_drivers::block_devices(),
     };
     skiff_syscall::start(boot)
 }

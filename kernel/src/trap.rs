@@ -26,6 +26,12 @@ pub fn handle(frame: &mut TrapFrame, fpu: &mut [u8]) {
             skiff_syscall::wait::io_event();
             lapic::eoi();
         }
+        v if (vectors::DEVICE_FIRST..=vectors::DEVICE_LAST).contains(&v) => {
+            if !skiff_drivers::on_interrupt(v as u8) {
+                console::warn!("interrupt on unclaimed device vector {}", v);
+            }
+            lapic::eoi();
+        }
         vectors::SPURIOUS => {}
         vectors::PAGE_FAULT => page_fault(frame),
         v if v < 32 => exception(frame),

@@ -20,6 +20,10 @@ pub mod vectors {
     pub const SIMD_FP: u64 = 19;
     /// First vector for device interrupts routed through the I/O APIC (IRQ n → 32 + n).
     pub const IRQ_BASE: u64 = 32;
+    /// Vectors handed out to device interrupts by [`super::alloc_device_vector`]
+    /// (MSI-X, and GSIs outside the ISA range): past the ISA IRQs, below the timer.
+    pub const DEVICE_FIRST: u64 = 0x40;
+    pub const DEVICE_LAST: u64 = 0xEF;
     pub const TIMER: u64 = 0xF0;
     pub const SPURIOUS: u64 = 0xFF;
 }
@@ -75,6 +79,21 @@ pub fn init() {
         };
         asm!("lidt [{}]", in(reg) &ptr, options(nostack, readonly, preserves_flags));
     }
+}
+
+static NEXT_DEVICE_VECTOR: core::sync::atomic::AtomicU64 =
+    core::sync::atomic::AtomicU64::new(vectors::DEVICE_FIRST);
+
+/// A vector no other device uses, from [`vectors::DEVICE_FIRST`]..=[`vectors::DEVICE_LAST`];
+/// `None` once they are all taken. Vectors are never returned.
+pub fn alloc_device_vector() -> Option<u8> {
+    use core::sync::atomic::Ordering;
+    NEXT_DEVICE_VECTOR
+        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
+            (v <= vectors::DEVICE_LAST).then_some(v + 1)
+        })
+        .ok()
+        .map(|v| v as u8)
 }
 
 /// A human name for an exception vector.

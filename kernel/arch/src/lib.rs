@@ -22,6 +22,7 @@ pub mod idt;
 pub mod ioapic;
 pub mod lapic;
 pub mod layout;
+pub mod pci;
 pub mod percpu;
 pub mod pit;
 pub mod pvh;
