@@ -11,6 +11,7 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 use skiff_arch::layout::{PAGE_SIZE, USER_END};
 use skiff_arch::{cpu, time, TrapFrame};
+use skiff_block::BlockDevice;
 use skiff_bootproto::{BootTiming, ExitReport, GuestTag, RunConfig, RUN_CONFIG_PATH};
 use skiff_console as console;
 use skiff_errno::{Errno, KResult};
@@ -26,7 +27,13 @@ pub struct BootParams<'a> {
     pub initrd: &'a [u8],
     pub cmdline: &'a str,
     pub timing: bool,
+    /// The disks the drivers found; the run configuration says which to mount where.
+    pub disks: Vec<Arc<dyn BlockDevice>>,
 }
+
+/// Pages of block cache each volume gets (4 KiB each): enough for a working set of
+/// metadata and hot data without taking much of a small guest's memory.
+const VOLUME_CACHE_PAGES: usize = 2048;
 
 /// Linux's `STACK_TOP` without randomization.
 const STACK_TOP: u64 = USER_END;
@@ -63,8 +70,18 @@ impl MapSource for ExeSource {
     }
 }
 
+/// Where threads wait for a [`skiff_block::lock::SleepLock`] to be released.
+static SLEEP_LOCK_RELEASED: skiff_sched::WaitQueue = skiff_sched::WaitQueue::new();
+
 /// Boot the application. Never returns: the application runs, and its exit powers off.
 pub fn start(boot: BootParams<'_>) -> ! {
+    skiff_block::lock::set_lock_hooks(
+        |released| {
+            // Uninterruptible and without deadline: a holder always releases.
+            let _ = SLEEP_LOCK_RELEASED.wait_until(None, false, released);
+        },
+        || SLEEP_LOCK_RELEASED.wake_all(),
+    );
     let vfs = Vfs::new(Arc::new(KernelClock));
     let t0 = time::monotonic_ns();
     if let Err(e) = skiff_fs::unpack_cpio(&vfs, boot.initrd) {
@@ -87,6 +104,7 @@ pub fn start(boot: BootParams<'_>) -> ! {
             format_args!("boot: cannot create /dev, /proc, /tmp: {}", e),
         );
     }
+    mount_volumes(&vfs, &config, &boot.disks);
     let fs = FsContext::new(&vfs);
     if let Err(e) = fs.chdir(&config.cwd) {
         fail(
@@ -203,6 +221,65 @@ pub fn start(boot: BootParams<'_>) -> ! {
     }
     // The boot code becomes the idle thread; the main thread runs from here.
     skiff_sched::run_idle()
+}
+
+/// Mounts each configured volume's FAT filesystem, creating its mount point. A missing
+/// disk or an unreadable filesystem stops the boot with a message that names both.
+fn mount_volumes(vfs: &Arc<Vfs>, config: &RunConfig, disks: &[Arc<dyn BlockDevice>]) {
+    for volume in &config.volumes {
+        let serial = String::from_utf8_lossy(&volume.serial);
+        let mount_point = String::from_utf8_lossy(&volume.mount_point);
+        let Some(disk) = disks.iter().find(|d| d.serial() == &volume.serial[..]) else {
+            fail(
+                ExitReport::KernelFailure,
+                format_args!(
+                    "volume {} for {}: no such disk (found {} virtio-blk disks)",
+                    serial,
+                    mount_point,
+                    disks.len()
+                ),
+            );
+        };
+        let fat = match skiff_fat::mount(disk.clone(), vfs.clock().clone(), VOLUME_CACHE_PAGES) {
+            Ok(fs) => fs,
+            Err(e) => fail(
+                ExitReport::KernelFailure,
+                format_args!(
+                    "volume {} for {}: cannot mount its FAT filesystem: {}",
+                    serial, mount_point, e
+                ),
+            ),
+        };
+        let mounted = make_dirs(vfs, &volume.mount_point).and_then(|at| vfs.mount(&at, fat));
+        if let Err(e) = mounted {
+            fail(
+                ExitReport::KernelFailure,
+                format_args!(
+                    "volume {}: cannot mount it on {}: {}",
+                    serial, mount_point, e
+                ),
+            );
+        }
+        console::debug!(
+            "volume {} ({} sectors) mounted on {}",
+            serial,
+            disk.sector_count(),
+            mount_point
+        );
+    }
+}
+
+/// `mkdir -p`: the directory at absolute `path`, created with its parents if missing.
+fn make_dirs(vfs: &Arc<Vfs>, path: &[u8]) -> KResult<skiff_fs::Location> {
+    let mut at = vfs.root();
+    for name in path.split(|&b| b == b'/').filter(|c| !c.is_empty()) {
+        at = match vfs.resolve(&at, name, true) {
+            Ok(dir) => dir,
+            Err(Errno::ENOENT) => vfs.mkdir(&at, name, 0o755)?,
+            Err(e) => return Err(e),
+        };
+    }
+    Ok(at)
 }
 
 fn read_run_config(vfs: &Arc<Vfs>) -> RunConfig {

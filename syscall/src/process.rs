@@ -13,9 +13,9 @@ use alloc::collections::BTreeMap;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use skiff_block::lock::SleepLock;
 use skiff_fs::FsContext;
 use skiff_sched::irq::IrqMutex;
-use skiff_sched::mutex::SleepMutex;
 use skiff_sched::Thread;
 use skiff_vm::AddressSpace;
 use spin::{Mutex, Once};
@@ -41,7 +41,7 @@ pub struct SigAction {
 pub struct Process {
     pub fs: Arc<FsContext>,
     /// A sleeping lock: faults on file mappings read files, which may wait for a disk.
-    pub aspace: SleepMutex<AddressSpace>,
+    pub aspace: SleepLock<AddressSpace>,
     /// Guest path of the executable, for `/proc/self/exe`.
     pub exe_path: Vec<u8>,
     pub argv: Vec<Vec<u8>>,
@@ -105,7 +105,7 @@ impl Process {
     ) -> Process {
         Process {
             fs,
-            aspace: SleepMutex::new(aspace),
+            aspace: SleepLock::new(aspace),
             exe_path,
             argv,
             envp,

@@ -833,7 +833,8 @@ pub fn fstatfs(a: &Args) -> KResult<u64> {
     let f = file(a.fd(0)?)?;
     let fs = &current().fs;
     let st = match f.location() {
-        Some(loc) => fs.vfs().statfs(loc, b"")?,
+        // The open file's own filesystem: no path lookup, so unlinked files work too.
+        Some(loc) => loc.mount().fs().statfs(),
         None => fs.vfs().statfs(&fs.vfs().root(), b"/")?,
     };
     a.ptr(1).write_bytes(&st.to_linux_statfs())?;

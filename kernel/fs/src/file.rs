@@ -14,8 +14,8 @@ use crate::vfs::{Location, Resolved, Vfs};
 use alloc::sync::{Arc, Weak};
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU32, Ordering};
+use skiff_block::lock::SleepLock;
 use skiff_errno::{Errno, KResult};
-use spin::Mutex;
 
 /// Which of the three initial descriptors a console file is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -49,7 +49,8 @@ pub struct OpenFile {
     status: AtomicU32,
     /// The file offset (also the directory position); its lock also serializes reads
     /// and writes that use it, like Linux's `f_pos_lock`.
-    pos: Mutex<u64>,
+    /// A sleeping lock: it is held across reads and writes, which may wait for a disk.
+    pos: SleepLock<u64>,
 }
 
 /// Flags that describe only the open call and are not kept in the status flags.
@@ -83,7 +84,7 @@ impl OpenFile {
             detached_stat,
             vfs,
             status: AtomicU32::new(status),
-            pos: Mutex::new(0),
+            pos: SleepLock::new(0),
         })
     }
 

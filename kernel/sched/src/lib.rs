@@ -29,7 +29,6 @@
 extern crate alloc;
 
 pub mod irq;
-pub mod mutex;
 pub mod timers;
 
 use alloc::boxed::Box;
