@@ -10,6 +10,7 @@
 #   cpio                 cpio              inspecting initrds
 #   go                   golang-go         the Go test program (tests/programs/go)
 #   /usr/bin/time        time              CPU-time accounting in scripts/bench-idle.sh
+#   fsck.fat             dosfstools        checking volumes the guest wrote (volume tests)
 #   cargo                (rustup)          not installable with apt: reported if missing
 set -euo pipefail
 
@@ -29,6 +30,7 @@ need_command readelf binutils
 need_command cpio cpio
 need_command make make
 need_command go golang-go
+need_command fsck.fat dosfstools
 # bash's `time` keyword shadows the command name, so look for the binary itself.
 if [[ ! -x /usr/bin/time ]]; then
     missing_packages+=(time)

@@ -13,6 +13,8 @@ step "cargo build --release"
 cargo build --release
 step "test programs"
 tests/programs/build.sh
+step "apps/sqlite (Debian's SQLite sources, static with musl)"
+apps/sqlite/build.sh
 step "cargo fmt --check"
 cargo fmt --all --check
 step "cargo clippy"

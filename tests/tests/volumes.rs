@@ -1,0 +1,465 @@
+//! Persistent volumes: FAT on virtio-blk, as users meet them through `skiff run
+//! --volume` and `skiff volume`. Each test formats its own volume with the CLI, boots
+//! real programs against it, and then reads the result back from the host (with the
+//! CLI and with `fsck.fat`) or from a second boot.
+//!
+//! Where FAT cannot express something (symlinks, hard links, case-sensitive names) the
+//! guest's answers must differ from Linux's own file system exactly on the lines listed
+//! in [`FAT_DIFFERENCES`]; everything else is compared byte for byte with a native run.
+
+use std::io::{BufRead, BufReader};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::thread;
+use std::time::Duration;
+
+use skiff_tests::{first_difference, guest, programs, Guest, Outcome, Run, ScratchDir};
+
+/// The lines of `file_semantics` where a FAT volume answers differently from Linux's
+/// own file system, with the FAT answer.
+const FAT_DIFFERENCES: &[(&str, &str)] = &[
+    ("symlink", "EPERM"),
+    ("o_nofollow_symlink", "n/a"),
+    ("readlink", "n/a"),
+    ("symlink_follow", "n/a"),
+    ("link", "EPERM"),
+    ("link_nlink", "n/a"),
+    ("link_same_content", "n/a"),
+    ("case_insensitive", "yes"),
+];
+
+/// `skiff` with `args`; panics with both streams unless it exits 0.
+fn skiff_ok(guest: &Guest, args: &[&str]) -> String {
+    let out = Command::new(&guest.skiff)
+        .args(args)
+        .output()
+        .expect("run skiff");
+    assert!(
+        out.status.success(),
+        "skiff {} failed with {:?}\nstdout:\n{}\nstderr:\n{}",
+        args.join(" "),
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A fresh FAT volume of `size` in `dir`.
+fn new_volume(guest: &Guest, dir: &ScratchDir, name: &str, size: &str) -> PathBuf {
+    let image = dir.path().join(name);
+    skiff_ok(
+        guest,
+        &["volume", "create", "--size", size, image.to_str().unwrap()],
+    );
+    image
+}
+
+fn volume_arg(image: &Path, mount: &str) -> String {
+    format!("{}:{mount}", image.display())
+}
+
+/// Runs `program args` in the guest with `image` on /data (and extra CLI args).
+fn run_on_volume(
+    guest: &Guest,
+    program: impl Into<PathBuf>,
+    args: &[&str],
+    image: &Path,
+    cli: &[&str],
+) -> (Run, Outcome) {
+    let mut run = Run::new(program)
+        .args(args)
+        .cli_arg("--volume")
+        .cli_arg(volume_arg(image, "/data"));
+    for arg in cli {
+        run = run.cli_arg(arg);
+    }
+    let outcome = run.guest(guest);
+    run.expect_finished(&outcome)
+        .unwrap_or_else(|report| panic!("{report}"));
+    (run, outcome)
+}
+
+/// `fsck.fat -n` (installed by scripts/setup.sh) must find nothing to repair.
+fn assert_fsck_clean(image: &Path) {
+    let out = Command::new("fsck.fat")
+        .arg("-n")
+        .arg(image)
+        .output()
+        .expect("fsck.fat not found: scripts/setup.sh installs dosfstools");
+    assert!(
+        out.status.success(),
+        "fsck.fat -n {} reported problems ({:?}):\n{}{}",
+        image.display(),
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Native output of `file_semantics` with FAT's documented answers substituted.
+fn expected_on_fat(native: &str) -> String {
+    native
+        .lines()
+        .map(|line| {
+            let key = line.split(':').next().unwrap_or("");
+            match FAT_DIFFERENCES.iter().find(|(k, _)| *k == key) {
+                Some((k, v)) => format!("{k}: {v}\n"),
+                None => format!("{line}\n"),
+            }
+        })
+        .collect()
+}
+
+fn native_file_semantics() -> String {
+    let scratch = ScratchDir::new("file-semantics-native");
+    let program = programs().any_static("file_semantics");
+    let native = Run::new(&program)
+        .arg(scratch.path())
+        .native_cwd(scratch.path())
+        .native();
+    assert_eq!(
+        native.status_code(),
+        Some(0),
+        "native file_semantics failed:\n{}",
+        native.stdout_text()
+    );
+    native.stdout_text()
+}
+
+fn file_semantics_on_fat(machine: &str) {
+    let native = native_file_semantics();
+    let Some(guest) = guest() else { return };
+    let scratch = ScratchDir::new("file-semantics-fat");
+    let image = new_volume(&guest, &scratch, "vol.img", "32M");
+    let program = programs().any_static("file_semantics");
+    let (run, outcome) = run_on_volume(
+        &guest,
+        &program,
+        &["/data"],
+        &image,
+        &["--machine", machine],
+    );
+    let expected = expected_on_fat(&native);
+    if let Some(diff) = first_difference(expected.as_bytes(), &outcome.stdout) {
+        panic!(
+            "{}",
+            run.failure(
+                "guest",
+                &format!("FAT answers differ from the documented ones: {diff}"),
+                &outcome
+            )
+        );
+    }
+    assert_eq!(outcome.status_code(), Some(0));
+    assert_fsck_clean(&image);
+}
+
+#[test]
+fn file_semantics_on_a_fat_volume_match_linux_where_fat_can_express_them() {
+    file_semantics_on_fat("microvm");
+}
+
+#[test]
+fn file_semantics_on_a_fat_volume_over_pci_on_q35() {
+    file_semantics_on_fat("q35");
+}
+
+#[test]
+fn file_semantics_on_the_memory_root_match_linux() {
+    let native = native_file_semantics();
+    let Some(guest) = guest() else { return };
+    let run = Run::new(programs().any_static("file_semantics")).arg("/tmp");
+    let outcome = run.guest(&guest);
+    run.expect_finished(&outcome)
+        .unwrap_or_else(|report| panic!("{report}"));
+    if let Some(diff) = first_difference(native.as_bytes(), &outcome.stdout) {
+        panic!("{}", run.failure("guest", &diff, &outcome));
+    }
+}
+
+/// The two lines of `mmap_file` that need a page cache shared between mappings and
+/// read/write(2), which Skiff does not have (documented in the README).
+const MMAP_COHERENCE_LINES: &[&str] = &["shared_mapping_sees_write", "read_sees_shared_store"];
+
+fn without_coherence_lines(text: &str) -> String {
+    text.lines()
+        .filter(|l| !MMAP_COHERENCE_LINES.iter().any(|k| l.starts_with(k)))
+        .map(|l| format!("{l}\n"))
+        .collect()
+}
+
+#[test]
+fn shared_file_mappings_are_written_back_on_tmpfs_and_on_a_volume() {
+    let scratch = ScratchDir::new("mmap-native");
+    let program = programs().any_static("mmap_file");
+    let native = Run::new(&program).arg(scratch.path()).native();
+    assert_eq!(native.status_code(), Some(0), "{}", native.stdout_text());
+    let expected = without_coherence_lines(&native.stdout_text());
+    let Some(guest) = guest() else { return };
+    let volumes = ScratchDir::new("mmap-fat");
+    let image = new_volume(&guest, &volumes, "vol.img", "16M");
+    for dir in ["/tmp", "/data"] {
+        let (run, outcome) = run_on_volume(&guest, &program, &[dir], &image, &[]);
+        let got = without_coherence_lines(&outcome.stdout_text());
+        if let Some(diff) = first_difference(expected.as_bytes(), got.as_bytes()) {
+            panic!(
+                "{}",
+                run.failure("guest", &format!("in {dir}: {diff}"), &outcome)
+            );
+        }
+        assert_eq!(outcome.status_code(), Some(0), "in {dir}");
+    }
+    assert_fsck_clean(&image);
+}
+
+/// The guest writes and fsyncs records; as soon as the host has seen `synced K` the
+/// whole VM (QEMU and the CLI) is killed with SIGKILL. The next boot must read back at
+/// least K + 1 intact records.
+#[test]
+fn fsynced_records_survive_the_vm_being_killed() {
+    let Some(guest) = guest() else { return };
+    let scratch = ScratchDir::new("fsync-kill");
+    let image = new_volume(&guest, &scratch, "vol.img", "16M");
+    let program = programs().any_static("fsync_records");
+    const KILL_AFTER: u32 = 20;
+
+    let mut child = Command::new(&guest.skiff)
+        .arg("run")
+        .arg("--timeout")
+        .arg("120")
+        .arg("--volume")
+        .arg(volume_arg(&image, "/data"))
+        .arg(&program)
+        .args(["write", "/data", "100000"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .spawn()
+        .expect("start skiff");
+    let group = child.id();
+    let stdout = child.stdout.take().expect("piped stdout");
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut last_synced = None;
+    while let Ok(line) = rx.recv_timeout(Duration::from_secs(90)) {
+        if let Some(n) = line.strip_prefix("synced ") {
+            let n: u32 = n.trim().parse().expect("synced N");
+            last_synced = Some(n);
+            if n >= KILL_AFTER {
+                break;
+            }
+        }
+    }
+    // SIGKILL the whole group: the CLI and QEMU die at once, nothing gets to flush.
+    let _ = Command::new("kill")
+        .args(["-KILL", "--", &format!("-{group}")])
+        .status();
+    let _ = child.wait();
+    let last = last_synced.unwrap_or_else(|| {
+        let mut err = String::new();
+        if let Some(mut e) = child.stderr.take() {
+            let _ = std::io::Read::read_to_string(&mut e, &mut err);
+        }
+        panic!("the guest never reported a synced record; stderr:\n{err}")
+    });
+    assert!(last >= KILL_AFTER, "the guest stopped early at {last}");
+
+    let min = (last + 1).to_string();
+    let (run, outcome) = run_on_volume(
+        &guest,
+        &program,
+        &["verify", "/data", min.as_str()],
+        &image,
+        &[],
+    );
+    assert!(
+        outcome.status_code() == Some(0) && outcome.stdout_text().contains("\nok\n"),
+        "{}",
+        run.failure(
+            "guest",
+            &format!("records fsynced before the kill are missing (needed {min})"),
+            &outcome
+        )
+    );
+}
+
+/// What a guest shell leaves on a volume is visible to the host tools, and the volume
+/// is clean after the guest exits.
+#[test]
+fn host_tools_read_what_the_guest_wrote_and_fsck_finds_it_clean() {
+    let Some(guest) = guest() else { return };
+    let scratch = ScratchDir::new("volume-host-tools");
+    let image = new_volume(&guest, &scratch, "vol.img", "16M");
+    let busybox = Path::new("/bin/busybox");
+    assert!(
+        busybox.is_file(),
+        "scripts/setup.sh installs busybox-static"
+    );
+    // Shell built-ins only: there is no fork, so applets cannot be spawned.
+    let script = "echo 'first line' > /data/notes.txt; \
+                  echo 'second line' >> /data/notes.txt; \
+                  printf 'x%.0s' 1 2 3 > '/data/A Long File Name.data'";
+    run_on_volume(&guest, busybox, &["sh", "-c", script], &image, &[]);
+    // One applet per boot works without fork.
+    run_on_volume(
+        &guest,
+        busybox,
+        &["mkdir", "-p", "/data/deep/er/est"],
+        &image,
+        &[],
+    );
+    let img = image.to_str().unwrap();
+    let listing = skiff_ok(&guest, &["volume", "ls", img, "/"]);
+    for name in ["notes.txt", "A Long File Name.data", "deep"] {
+        assert!(listing.contains(name), "volume ls lacks {name}:\n{listing}");
+    }
+    assert!(skiff_ok(&guest, &["volume", "ls", img, "/deep/er"]).contains("est"));
+    assert_eq!(
+        skiff_ok(&guest, &["volume", "cat", img, "/notes.txt"]),
+        "first line\nsecond line\n"
+    );
+    assert_eq!(
+        skiff_ok(&guest, &["volume", "cat", img, "/A Long File Name.data"]),
+        "xxx"
+    );
+    assert_fsck_clean(&image);
+
+    // And the other way: a file the host copies in is read by the guest.
+    let host_file = scratch.write("from-host.txt", "made on the host\n");
+    skiff_ok(
+        &guest,
+        &[
+            "volume",
+            "cp",
+            host_file.to_str().unwrap(),
+            &format!("{img}:/from-host.txt"),
+        ],
+    );
+    let (_, outcome) = run_on_volume(
+        &guest,
+        busybox,
+        &["cat", "/data/from-host.txt"],
+        &image,
+        &[],
+    );
+    assert_eq!(outcome.stdout_text(), "made on the host\n");
+}
+
+/// Filling a volume gives ENOSPC; what was written stays readable and the volume stays
+/// consistent.
+#[test]
+fn a_full_volume_gives_enospc_and_keeps_what_was_written() {
+    let Some(guest) = guest() else { return };
+    let scratch = ScratchDir::new("volume-full");
+    let image = new_volume(&guest, &scratch, "small.img", "2M");
+    let busybox = Path::new("/bin/busybox");
+    let (run, outcome) = run_on_volume(
+        &guest,
+        busybox,
+        &["dd", "if=/dev/zero", "of=/data/fill", "bs=4096"],
+        &image,
+        &[],
+    );
+    assert_eq!(
+        outcome.status_code(),
+        Some(1),
+        "{}",
+        run.failure("guest", "dd should fail when the volume is full", &outcome)
+    );
+    assert!(
+        outcome.stderr_text().contains("No space left on device"),
+        "{}",
+        run.failure("guest", "dd should report ENOSPC", &outcome)
+    );
+    assert_fsck_clean(&image);
+    let img = image.to_str().unwrap();
+    let content = Command::new(&guest.skiff)
+        .args(["volume", "cat", img, "/fill"])
+        .output()
+        .expect("skiff volume cat");
+    assert!(content.status.success());
+    assert!(
+        content.stdout.len() > 1 << 20,
+        "only {} bytes survived",
+        content.stdout.len()
+    );
+    assert!(content.stdout.iter().all(|&b| b == 0));
+    // A second boot reads the same size through the guest's own FAT code.
+    let (_, outcome) = run_on_volume(&guest, busybox, &["wc", "-c", "/data/fill"], &image, &[]);
+    assert_eq!(
+        outcome.stdout_text().split_whitespace().next(),
+        Some(content.stdout.len().to_string().as_str())
+    );
+}
+
+/// The SQLite shell from apps/ (Debian's sources, built static with musl) fills a
+/// table with 10,000 rows on a volume; a second boot reads the same checksum back.
+#[test]
+fn sqlite_rows_survive_a_reboot() {
+    let root = skiff_tests::repo_root();
+    let build = Command::new(root.join("apps/sqlite/build.sh"))
+        .output()
+        .expect("run apps/sqlite/build.sh");
+    assert!(
+        build.status.success(),
+        "apps/sqlite/build.sh failed:\n{}",
+        String::from_utf8_lossy(&build.stderr)
+    );
+    let Some(guest) = guest() else { return };
+    let scratch = ScratchDir::new("sqlite");
+    let image = new_volume(&guest, &scratch, "db.img", "32M");
+    let sqlite = root.join("apps/sqlite/build/sqlite3");
+    let fill = root.join("apps/sqlite/fill.sql");
+    let check = root.join("apps/sqlite/check.sql");
+    let first = Run::new(&sqlite)
+        .args(["/data/test.db", ".read /app/fill.sql"])
+        .file(&fill, "/app/fill.sql")
+        .cli_arg("--volume")
+        .cli_arg(volume_arg(&image, "/data"));
+    let one = first.guest(&guest);
+    first
+        .expect_finished(&one)
+        .unwrap_or_else(|report| panic!("{report}"));
+    let text = one.stdout_text();
+    assert!(
+        text.contains("rows 10000\n"),
+        "{}",
+        first.failure("guest", "fill", &one)
+    );
+    assert!(text.contains("boots 1\n"), "{text}");
+    let checksum = text
+        .lines()
+        .find(|l| l.starts_with("sha3 "))
+        .unwrap_or_else(|| panic!("no checksum in {text}"))
+        .to_string();
+
+    let second = Run::new(&sqlite)
+        .args(["/data/test.db", ".read /app/check.sql"])
+        .file(&check, "/app/check.sql")
+        .cli_arg("--volume")
+        .cli_arg(volume_arg(&image, "/data"));
+    let two = second.guest(&guest);
+    second
+        .expect_finished(&two)
+        .unwrap_or_else(|report| panic!("{report}"));
+    let text = two.stdout_text();
+    assert!(
+        text.contains("integrity ok"),
+        "{}",
+        second.failure("guest", "check", &two)
+    );
+    assert!(text.contains("rows 10000\n"), "{text}");
+    assert!(text.contains(&checksum), "checksum changed: {text}");
+    assert_fsck_clean(&image);
+}
