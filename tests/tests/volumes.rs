@@ -463,3 +463,44 @@ fn sqlite_rows_survive_a_reboot() {
     assert!(text.contains(&checksum), "checksum changed: {text}");
     assert_fsck_clean(&image);
 }
+
+/// The busybox app from apps/: `skiff build` makes an image, `skiff run <image>` boots
+/// it twice and the volume remembers the first boot.
+#[test]
+fn the_busybox_app_image_keeps_its_volume_across_boots() {
+    let Some(guest) = guest() else { return };
+    let root = skiff_tests::repo_root();
+    let app = root.join("apps/busybox");
+    let volume = app.join("data.img");
+    let _ = std::fs::remove_file(&volume);
+    let scratch = ScratchDir::new("busybox-app");
+    let image = scratch.path().join("image");
+    skiff_ok(
+        &guest,
+        &[
+            "build",
+            app.to_str().unwrap(),
+            "-o",
+            image.to_str().unwrap(),
+        ],
+    );
+    assert!(skiff_ok(&guest, &["inspect", image.to_str().unwrap()]).contains("/app/run.sh"));
+    for boot in 1..=2 {
+        let out = Command::new(&guest.skiff)
+            .args(["run", "--timeout", "60"])
+            .arg(&image)
+            .stdin(Stdio::null())
+            .output()
+            .expect("skiff run <image>");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && text.contains(&format!("visits: {boot}\n")),
+            "boot {boot}: {:?}\nstdout:\n{text}\nstderr:\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(text.contains("copy identical: yes"), "{text}");
+    }
+    assert_fsck_clean(&volume);
+    let _ = std::fs::remove_file(&volume);
+}
