@@ -42,13 +42,14 @@ impl MapSource for FileSource {
     }
 
     fn write_back(&self, offset: u64, data: &[u8]) -> KResult<()> {
-        let size = self.file.stat()?.size;
+        // Straight to the inode: a page belongs at its own offset even when the
+        // descriptor was opened with O_APPEND (pwrite would append it).
+        let inode = self.file.inode().ok_or(Errno::EBADF)?;
+        let size = inode.stat()?.size;
         let len = size.saturating_sub(offset).min(data.len() as u64) as usize;
         let mut done = 0;
         while done < len {
-            let n = self
-                .file
-                .pwrite(&data[done..len], (offset + done as u64) as i64)?;
+            let n = inode.write_at(offset + done as u64, &data[done..len])?;
             if n == 0 {
                 return Err(Errno::EIO);
             }

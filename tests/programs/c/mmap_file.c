@@ -189,6 +189,18 @@ static void check_shared(void)
            rc == 0 && n == FILE_SIZE && memcmp(back + PAGE + 8, "closed!!", 8) == 0,
            "store after close() did not reach the file");
 
+    /* A descriptor opened with O_APPEND still writes a mapping back in place. */
+    fd = open(path, O_RDWR | O_APPEND);
+    must("open append", fd);
+    p = mmap(NULL, FILE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    MAPPED_OR_RETURN("append_map", p, fd);
+    memcpy(p + 300, "append!!", 8);
+    must("munmap append", munmap(p, FILE_SIZE));
+    close(fd);
+    n = read_back(back, sizeof back);
+    result("shared_append_fd_in_place", n == FILE_SIZE && memcmp(back + 300, "append!!", 8) == 0,
+           "write-back through an O_APPEND descriptor went elsewhere");
+
     /* A mapping at a page-aligned offset shows that part of the file. */
     fd = open(path, O_RDONLY);
     must("open ro", fd);
