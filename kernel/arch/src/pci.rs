@@ -74,6 +74,8 @@ impl ConfigurationAccess for PortCam {
         })
     }
 
+    // SAFETY: every access takes CONFIG_LOCK with interrupts off, so clones sharing the
+    // one port pair can never interleave an address write and its data access.
     unsafe fn unsafe_clone(&self) -> Self {
         PortCam
     }
