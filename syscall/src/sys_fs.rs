@@ -547,16 +547,18 @@ pub fn fallocate(a: &Args) -> KResult<u64> {
     if !is_regular(&f) {
         return Err(Errno::ENODEV);
     }
+    let end = off.checked_add(len).ok_or(Errno::EFBIG)?;
     match mode {
         0 => {
-            let end = off.checked_add(len).ok_or(Errno::EFBIG)?;
             if end as u64 > f.stat()?.size {
                 f.truncate(end)?;
             }
             Ok(0)
         }
-        // Memory-backed files have no blocks to reserve beyond their size.
-        FALLOC_FL_KEEP_SIZE => Ok(0),
+        FALLOC_FL_KEEP_SIZE => {
+            f.inode().ok_or(Errno::EBADF)?.reserve(end as u64)?;
+            Ok(0)
+        }
         _ => Err(Errno::EOPNOTSUPP),
     }
 }

@@ -919,6 +919,16 @@ impl Inode for FatInode {
         self.run(|cx| cx.set_file_size(self, len))
     }
 
+    /// FAT cannot hold clusters past a file's size (fsck.fat truncates such chains), so
+    /// space beyond the end cannot be reserved without growing the file: `EOPNOTSUPP`.
+    fn reserve(&self, end: u64) -> KResult<()> {
+        self.check_file()?;
+        if end > self.stat()?.size {
+            return Err(Errno::EOPNOTSUPP);
+        }
+        Ok(())
+    }
+
     /// Everything written to the volume so far reaches the disk (the whole cache, then
     /// a device flush): stronger than fsync needs, and it makes this file's directory
     /// entry durable too.

@@ -611,3 +611,17 @@ fn many_threads() {
         assert!(ok, "fsck.fat:\n{out}");
     }
 }
+
+#[test]
+fn space_past_the_end_cannot_be_reserved_without_growing_the_file() {
+    let disk = disk(8, None);
+    let env = Env::new(&disk);
+    let f = env.create("/mnt/f");
+    assert_eq!(f.write(b"0123456789").unwrap(), 10);
+    let inode = f.inode().unwrap().clone();
+    // Inside the file the space exists already; past its end FAT has nowhere to keep
+    // clusters, so fallocate(KEEP_SIZE) must not claim success.
+    assert_eq!(inode.reserve(10), Ok(()));
+    assert_eq!(inode.reserve(4096), Err(Errno::EOPNOTSUPP));
+    assert_eq!(env.stat("/mnt/f").unwrap().size, 10);
+}

@@ -114,6 +114,12 @@ pub trait Inode: Send + Sync {
     fn writable(&self) -> bool {
         true
     }
+    /// `fallocate(FALLOC_FL_KEEP_SIZE)`: guarantees that writes up to `end` will not
+    /// fail for lack of space, without changing the size. Memory-backed files have no
+    /// blocks to reserve (the default); a filesystem that cannot reserve says so.
+    fn reserve(&self, _end: u64) -> KResult<()> {
+        Ok(())
+    }
     /// `fsync` (`data_only`: `fdatasync`): this inode's data, and the metadata needed
     /// to read it back, reach stable storage. Memory-backed filesystems have nothing to do.
     fn sync(&self, _data_only: bool) -> KResult<()> {
