@@ -298,6 +298,24 @@ fn mount(path: &Path, file: File) -> Result<Fs, String> {
     })
 }
 
+/// How long a run waits for another VM's lock on a volume to go away. A VM whose CLI
+/// was just killed is still being torn down (QEMU gets SIGKILL through its parent-death
+/// signal, and exiting a large guest takes a moment): `kill -9` followed at once by a
+/// new run should not fail for that.
+const LOCK_GRACE: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// Whether someone still holds the QEMU lock on `file` after [`LOCK_GRACE`].
+fn held_after_grace(file: &File) -> io::Result<bool> {
+    let deadline = std::time::Instant::now() + LOCK_GRACE;
+    while in_use(file)? {
+        if std::time::Instant::now() >= deadline {
+            return Ok(true);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    Ok(false)
+}
+
 /// Check that `path` is a plausible volume for a VM: an existing, writable regular file
 /// with a FAT filesystem that no running VM holds. Nothing is written.
 pub fn check_for_vm(path: &Path) -> Result<(), String> {
@@ -319,7 +337,7 @@ pub fn check_for_vm(path: &Path) -> Result<(), String> {
             ),
             _ => describe_io(path, &e),
         })?;
-    if in_use(&writable).map_err(|e| describe_io(path, &e))? {
+    if held_after_grace(&writable).map_err(|e| describe_io(path, &e))? {
         return Err(format!(
             "{} is in use by another VM (QEMU holds a lock on it); stop that run or use another volume",
             path.display()
@@ -1217,6 +1235,20 @@ mod tests {
         volume.close().unwrap();
         check_for_vm(&path).unwrap();
         Volume::open(&path, true).unwrap().close().unwrap();
+    }
+
+    #[test]
+    fn a_vm_waits_briefly_for_a_lock_that_is_being_released() {
+        // A killed VM's QEMU lets go of its volumes a moment after its CLI died.
+        let dir = crate::tempfiles::test_dir();
+        let path = new_volume(dir.path(), 1 << 20);
+        let volume = Volume::open(&path, true).unwrap();
+        let release = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            volume.close().unwrap();
+        });
+        check_for_vm(&path).unwrap();
+        release.join().unwrap();
     }
 
     #[test]

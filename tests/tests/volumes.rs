@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use skiff_tests::{first_difference, guest, programs, Guest, Outcome, Run, ScratchDir};
 
@@ -45,6 +45,35 @@ fn skiff_ok(guest: &Guest, args: &[&str]) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Wait until no VM holds `image` (the volume commands take QEMU's lock), so that a
+/// killed VM's QEMU cannot still be writing when the next one starts. A QEMU that
+/// outlives its CLI for long is a bug of its own: fail with a distinct message.
+fn wait_until_volume_released(guest: &Guest, image: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let out = Command::new(&guest.skiff)
+            .args(["volume", "ls", image.to_str().unwrap()])
+            .output()
+            .expect("run skiff volume ls");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success(),
+            "skiff volume ls {} failed: {err}",
+            image.display()
+        );
+        // A reader of a volume in use gets a warning, not a refusal.
+        if !err.contains("in use") {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "QEMU still holds {} 20 s after its CLI was killed: the parent-death signal did not stop it",
+            image.display()
+        );
+        thread::sleep(Duration::from_millis(50));
+    }
 }
 
 /// A fresh FAT volume of `size` in `dir`.
@@ -261,11 +290,14 @@ fn fsynced_records_survive_the_vm_being_killed() {
             }
         }
     }
-    // SIGKILL the whole group: the CLI and QEMU die at once, nothing gets to flush.
+    // SIGKILL the CLI's group: nothing gets to flush. QEMU runs in a process group of
+    // its own and dies through its parent-death signal an instant later; the next
+    // boot must not start before it is gone, or the two would share the volume.
     let _ = Command::new("kill")
         .args(["-KILL", "--", &format!("-{group}")])
         .status();
     let _ = child.wait();
+    wait_until_volume_released(&guest, &image);
     let last = last_synced.unwrap_or_else(|| {
         let mut err = String::new();
         if let Some(mut e) = child.stderr.take() {
