@@ -46,6 +46,11 @@ pub enum GuestTag {
     Exit = 4,
     /// Boot timing: payload is an encoded [`BootTiming`].
     Timing = 5,
+    /// The application started listening on a port of the guest's network (a TCP
+    /// `listen` or a UDP `bind` on an address reachable from outside the guest):
+    /// payload is an encoded [`Listening`]. The CLI uses it to report a published
+    /// port as ready only once something answers behind it.
+    Listening = 6,
 }
 
 impl GuestTag {
@@ -56,6 +61,7 @@ impl GuestTag {
             3 => GuestTag::Log,
             4 => GuestTag::Exit,
             5 => GuestTag::Timing,
+            6 => GuestTag::Listening,
             _ => return None,
         })
     }
@@ -461,12 +467,59 @@ pub fn signal_name(signal: u8) -> Option<&'static str> {
     })
 }
 
+/// Transport protocol of a [`Listening`] port.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum Transport {
+    Tcp = 6,
+    Udp = 17,
+}
+
+/// A port the guest listens on (payload of [`GuestTag::Listening`]): protocol byte
+/// (Linux's IPPROTO number) then the port, little-endian.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Listening {
+    pub transport: Transport,
+    pub port: u16,
+}
+
+impl Listening {
+    pub fn encode(&self) -> [u8; 3] {
+        let p = self.port.to_le_bytes();
+        [self.transport as u8, p[0], p[1]]
+    }
+
+    pub fn decode(b: &[u8]) -> Option<Listening> {
+        let transport = match b.first()? {
+            6 => Transport::Tcp,
+            17 => Transport::Udp,
+            _ => return None,
+        };
+        if b.len() != 3 {
+            return None;
+        }
+        Some(Listening {
+            transport,
+            port: u16::from_le_bytes([b[1], b[2]]),
+        })
+    }
+}
+
 /// Kernel command-line options the CLI may pass (`-append`), as `key=value` words.
 pub mod cmdline {
     /// `skiff.verbose=1` sends Debug/Info log lines too.
     pub const VERBOSE: &str = "skiff.verbose";
     /// `skiff.timing=1` makes the kernel send a [`super::GuestTag::Timing`] frame.
     pub const TIMING: &str = "skiff.timing";
+    /// `skiff.ip=A.B.C.D/PREFIX`: the guest's IPv4 address on its first network
+    /// interface. Default (no `skiff.ip`, no `skiff.dhcp`): QEMU user networking's
+    /// `10.0.2.15/24`.
+    pub const NET_IP: &str = "skiff.ip";
+    /// `skiff.gw=A.B.C.D`: the default gateway (default with user networking:
+    /// `10.0.2.2`; none when `skiff.ip` is given without it).
+    pub const NET_GATEWAY: &str = "skiff.gw";
+    /// `skiff.dhcp=1`: configure the first interface by DHCP instead.
+    pub const NET_DHCP: &str = "skiff.dhcp";
 
     /// The value of `key` in a space-separated command line, if present.
     pub fn get<'a>(cmdline: &'a str, key: &str) -> Option<&'a str> {
@@ -485,6 +538,17 @@ pub mod cmdline {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn listening_reports_round_trip() {
+        let l = Listening {
+            transport: Transport::Udp,
+            port: 5353,
+        };
+        assert_eq!(Listening::decode(&l.encode()), Some(l));
+        assert_eq!(Listening::decode(&[1, 0, 0]), None);
+        assert_eq!(Listening::decode(&[6, 0]), None);
+    }
 
     #[test]
     fn frames_round_trip_after_noise() {

@@ -151,6 +151,11 @@ pub trait CharDevice: Send + Sync {
     fn as_any(&self) -> Option<&dyn Any> {
         None
     }
+    /// The socket behind this device, for the socket system calls (`ENOTSOCK`
+    /// otherwise).
+    fn as_socket(&self) -> Option<&dyn crate::socket::Socket> {
+        None
+    }
     /// What `/proc/self/fd` shows for a device with no name in the tree
     /// (`pipe:[ino]`, `anon_inode:[eventfd]`).
     fn link_name(&self) -> Option<Vec<u8>> {

@@ -145,6 +145,14 @@ impl OpenFile {
         }
     }
 
+    /// The socket behind this file, if it is one.
+    pub fn socket(&self) -> Option<&dyn crate::socket::Socket> {
+        match &self.kind {
+            FileKind::Device(d) => d.as_socket(),
+            _ => None,
+        }
+    }
+
     /// Bytes queued in a queueing device (a pipe), if this is one.
     pub fn buffered(&self) -> Option<usize> {
         match &self.kind {

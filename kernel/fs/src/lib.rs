@@ -32,6 +32,8 @@
 //! * ABI encodings: [`Stat::to_linux_stat`] (144 bytes), [`Stat::to_statx`] (256),
 //!   [`StatFs::to_linux_statfs`] (120), `linux_dirent64` records from `getdents64`,
 //!   kernel `struct termios` (36 bytes) from `TCGETS`.
+//! * Sockets: the [`Socket`] contract every family implements, [`SockAddr`] in
+//!   Linux's layouts, and [`socket::socket_file`] to put one in the descriptor table.
 //! * Extending: implement [`FileSystem`] and [`Inode`] (a FAT volume later) and
 //!   [`Vfs::mount`] it; register character drivers with [`Vfs::register_device`].
 #![cfg_attr(not(test), no_std)]
@@ -49,6 +51,7 @@ pub mod file;
 pub mod inode;
 pub mod pipe;
 pub mod procfs;
+pub mod socket;
 pub mod tmpfs;
 pub mod types;
 pub mod vfs;
@@ -66,6 +69,7 @@ pub use file::{OpenFile, StdStream};
 pub use inode::{DirEntry, FileSystem, Inode, NewNode, NewOwner};
 pub use pipe::pipe;
 pub use procfs::ProcFs;
+pub use socket::{SockAddr, Socket, UnixAddr};
 pub use tmpfs::TmpFs;
 pub use types::*;
 pub use vfs::{Location, Mount, Vfs};
