@@ -10,7 +10,7 @@ use std::collections::VecDeque;
 use std::io::{self, Write};
 use std::sync::{Arc, Mutex};
 
-use skiff_bootproto::{BootTiming, ExitReport, Frame, GuestTag, LogLevel};
+use skiff_bootproto::{BootTiming, ExitReport, Frame, GuestTag, Listening, LogLevel};
 
 /// How many recent kernel log lines are kept to explain a failed run.
 pub const RECENT_LOG_LINES: usize = 50;
@@ -31,6 +31,8 @@ pub struct ConsoleRecord {
     pub recent_log: VecDeque<LogLine>,
     /// The guest's boot timing report, if it sent one.
     pub timing: Option<BootTiming>,
+    /// Ports the application has started listening on, in order.
+    pub listening: Vec<Listening>,
 }
 
 /// Why routing stopped.
@@ -91,6 +93,10 @@ impl<O: Write, E: Write> FrameRouter<O, E> {
                 }
                 self.lock_record().timing = timing;
             }
+            Some(GuestTag::Listening) => match Listening::decode(&frame.payload) {
+                Some(l) => self.lock_record().listening.push(l),
+                None => self.note("ignoring a malformed listening report from the guest"),
+            },
             Some(GuestTag::Exit) => {
                 return Ok(Some(ExitReport::decode(&frame.payload).unwrap_or_else(
                     || {
