@@ -13,13 +13,27 @@ use skiff_arch::time;
 use skiff_errno::{Errno, KResult};
 
 const POLLIN: u16 = 0x001;
+const POLLPRI: u16 = 0x002;
 const POLLOUT: u16 = 0x004;
+const POLLERR: u16 = 0x008;
+const POLLHUP: u16 = 0x010;
 const POLLNVAL: u16 = 0x020;
 const POLLRDNORM: u16 = 0x040;
+const POLLRDBAND: u16 = 0x080;
 const POLLWRNORM: u16 = 0x100;
+const POLLWRBAND: u16 = 0x200;
 const NSEC: i64 = 1_000_000_000;
 
-/// What one descriptor is ready for, restricted to `events` (POLLNVAL for a bad fd).
+/// What `select` counts as readable, writable and exceptional (Linux's `POLLIN_SET`,
+/// `POLLOUT_SET`, `POLLEX_SET`): a hangup or an error makes a descriptor readable, an
+/// error makes it writable, so a caller wakes up to see the failure.
+const SELECT_READ: u16 = POLLIN | POLLRDNORM | POLLRDBAND | POLLHUP | POLLERR;
+const SELECT_WRITE: u16 = POLLOUT | POLLWRNORM | POLLWRBAND | POLLERR;
+const SELECT_EXCEPT: u16 = POLLPRI;
+
+/// What one descriptor reports to `poll`: the file's readiness mask restricted to
+/// `events`, plus `POLLERR` and `POLLHUP`, which are reported whether asked for or not
+/// (as Linux does); `POLLNVAL` for a descriptor that is not open.
 fn revents(fd: i32, events: u16) -> u16 {
     if fd < 0 {
         return 0;
@@ -28,15 +42,10 @@ fn revents(fd: i32, events: u16) -> u16 {
         Ok(f) => f,
         Err(_) => return POLLNVAL,
     };
-    let (r, w) = file.poll_ready();
-    let mut out = 0;
-    if r && file.is_readable() {
-        out |= events & (POLLIN | POLLRDNORM);
-    }
-    if w && file.is_writable() {
-        out |= events & (POLLOUT | POLLWRNORM);
-    }
-    out
+    // The `EPOLL*` bits of the mask are the `POLL*` bits; the high ones (EPOLLRDHUP)
+    // fit in 16 bits too.
+    let mask = file.poll_mask() as u16;
+    mask & (events | POLLERR | POLLHUP)
 }
 
 /// Repeat `scan` until it reports something or the deadline (monotonic ns; `None` =
@@ -141,6 +150,7 @@ fn select_common(a: &Args, deadline: Option<u64>) -> KResult<u64> {
     );
     let mut rout = alloc::vec![0u64; words];
     let mut wout = alloc::vec![0u64; words];
+    let mut eout = alloc::vec![0u64; words];
     let n = wait_until(deadline, || {
         let mut count = 0;
         for fd in 0..nfds {
@@ -150,28 +160,30 @@ fn select_common(a: &Args, deadline: Option<u64>) -> KResult<u64> {
             if !wants_r && !wants_w && ein[w] & bit == 0 {
                 continue;
             }
-            let ev = revents(fd as i32, POLLIN | POLLOUT);
+            let wants_e = ein[w] & bit != 0;
+            let ev = revents(fd as i32, SELECT_READ | SELECT_WRITE | SELECT_EXCEPT);
             if ev & POLLNVAL != 0 {
                 return Err(Errno::EBADF);
             }
             rout[w] &= !bit;
             wout[w] &= !bit;
-            if wants_r && ev & POLLIN != 0 {
+            eout[w] &= !bit;
+            if wants_r && ev & SELECT_READ != 0 {
                 rout[w] |= bit;
                 count += 1;
             }
-            if wants_w && ev & POLLOUT != 0 {
+            if wants_w && ev & SELECT_WRITE != 0 {
                 wout[w] |= bit;
+                count += 1;
+            }
+            if wants_e && ev & SELECT_EXCEPT != 0 {
+                eout[w] |= bit;
                 count += 1;
             }
         }
         Ok(count)
     })?;
-    for (p, set) in [
-        (a.ptr(1), &rout),
-        (a.ptr(2), &wout),
-        (a.ptr(3), &alloc::vec![0u64; words]),
-    ] {
+    for (p, set) in [(a.ptr(1), &rout), (a.ptr(2), &wout), (a.ptr(3), &eout)] {
         if !p.is_null() {
             for (i, v) in set.iter().enumerate() {
                 p.offset(i as u64 * 8).write(v)?;

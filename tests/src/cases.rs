@@ -410,6 +410,23 @@ pub fn c_cases() -> Vec<Case> {
             },
         },
         Case {
+            name: "poll-hangup",
+            program: "poll_hangup",
+            setup: |r| r,
+            check: |o| {
+                expect_status(o, 0)?;
+                has_lines(
+                    o,
+                    &[
+                        "drained, writer gone: revents=0x10",
+                        "writer gone, no events asked: revents=0x10",
+                        "reader gone, write end: revents=0xc",
+                        "select on a hung-up read end: 1 ready, in set: 1",
+                    ],
+                )
+            },
+        },
+        Case {
             name: "epoll-eventfd",
             program: "epoll_eventfd",
             setup: |r| r.guest_timeout_secs(THREADED_GUEST_TIMEOUT_SECS),

@@ -3,7 +3,9 @@
 
 use crate::device::{CharDevice, ConsoleDevice, Generation, IoctlOut, Terminal, FIONBIO, FIONREAD};
 use crate::env::ConsoleStream;
-use crate::epoll::{EPOLLIN, EPOLLOUT, EPOLLPRI, EPOLLRDBAND, EPOLLRDHUP, EPOLLRDNORM};
+use crate::epoll::{
+    EPOLLERR, EPOLLHUP, EPOLLIN, EPOLLOUT, EPOLLPRI, EPOLLRDBAND, EPOLLRDHUP, EPOLLRDNORM,
+};
 use crate::epoll::{EPOLLWRBAND, EPOLLWRNORM};
 use crate::inode::Inode;
 use crate::types::{
@@ -208,12 +210,19 @@ impl OpenFile {
 
     // ---- flags ----
 
-    /// Readiness for `poll`: (a read would not block, a write would not block).
-    /// Files, directories and memory devices are always ready, as on Linux; the
-    /// console's input side is ready when input is buffered or at end of file.
+    /// Whether (a read, a write) would not block: derived from the readiness mask, so
+    /// a hangup or a pending error counts (the call then returns at once with end of
+    /// file or the error). Files, directories and memory devices are always ready, as
+    /// on Linux; the console's input side when input is buffered or at end of file.
     pub fn poll_ready(&self) -> (bool, bool) {
         match &self.kind {
-            FileKind::Device(d) => (d.read_ready(), d.write_ready()),
+            FileKind::Device(d) => {
+                let mask = d.poll_mask();
+                (
+                    mask & (EPOLLIN | EPOLLRDNORM | EPOLLHUP | EPOLLERR | EPOLLRDHUP) != 0,
+                    mask & (EPOLLOUT | EPOLLWRNORM | EPOLLHUP | EPOLLERR) != 0,
+                )
+            }
             _ => (true, true),
         }
     }
