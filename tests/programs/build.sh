@@ -11,8 +11,8 @@
 #   build/go/skiff-go-probe          go/ built with CGO_ENABLED=0 (static), when `go` exists
 #   build/variants                   the C variants actually built, one per line
 #
-# Idempotent: a program is rebuilt only when its source, c/common.h or this script is
-# newer than the binary. Fails loudly (non-zero exit, message on stderr) when a compiler
+# Idempotent: a program is rebuilt only when its source, a header in c/ or this script
+# is newer than the binary. Fails loudly (non-zero exit, message on stderr) when a compiler
 # is missing or a build fails. Go is optional here: without `go` (Debian's golang-go,
 # which scripts/setup.sh installs) the Go probe is skipped with a note, and the tests
 # that need it fail saying so. The Go build keeps its cache and GOPATH under build/, so
@@ -82,7 +82,7 @@ assert_static() {
 build_c() {
     local variant="$1" program="$2"
     local src="$here/c/$program.c" bin="$out/$variant/$program"
-    stale "$bin" "$src" "$here/c/common.h" "$script" || return 0
+    stale "$bin" "$src" "$here"/c/*.h "$script" || return 0
     mkdir -p "$out/$variant"
     local tmp="$bin.tmp"
     case "$variant" in

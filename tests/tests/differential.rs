@@ -89,6 +89,9 @@ differential_tests! {
     rust_probe_exit_3 => "rust-probe-exit-3",
     rust_threads => "rust-threads",
     go_probe => "go-probe",
+    net_tcp => "net-tcp",
+    net_udp => "net-udp",
+    net_readiness => "net-readiness",
 }
 
 #[test]
