@@ -8,6 +8,7 @@
 #     gcc-static-pie    gcc -static-pie        (glibc)
 #   build/rust/skiff-rust-probe      rust/ built with -C target-feature=+crt-static
 #   build/rust/skiff-rust-threads    rust/src/bin/skiff-rust-threads.rs, built the same way
+#   build/rust/skiff-rust-net        rust/src/bin/skiff-rust-net.rs, built the same way
 #   build/go/skiff-go-probe          go/ built with CGO_ENABLED=0 (static), when `go` exists
 #   build/variants                   the C variants actually built, one per line
 #
@@ -142,7 +143,7 @@ RUSTFLAGS="-C target-feature=+crt-static" cargo build --quiet --release \
     --manifest-path "$here/rust/Cargo.toml" --target-dir "$rust_target" \
     --target x86_64-unknown-linux-gnu
 mkdir -p "$out/rust"
-for rust_program in skiff-rust-probe skiff-rust-threads; do
+for rust_program in skiff-rust-probe skiff-rust-threads skiff-rust-net; do
     rust_bin="$rust_target/x86_64-unknown-linux-gnu/release/$rust_program"
     assert_static "$rust_bin" || die "rust/$rust_program is not static (is crt-static honoured?)"
     if stale "$out/rust/$rust_program" "$rust_bin"; then

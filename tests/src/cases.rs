@@ -536,7 +536,7 @@ fn network_c_cases() -> Vec<Case> {
     ]
 }
 
-/// The cases for the Rust probe.
+/// The cases for the Rust programs.
 pub fn rust_cases() -> Vec<Case> {
     vec![
         Case {
@@ -580,6 +580,29 @@ pub fn rust_cases() -> Vec<Case> {
                         "channel: 4000 messages, sum 62002000",
                         "scoped sum: 50005000",
                         "rust threads: done",
+                    ],
+                )
+            },
+        },
+        Case {
+            name: "rust-net",
+            program: "skiff-rust-net",
+            setup: |r| r.guest_timeout_secs(NETWORK_GUEST_TIMEOUT_SECS),
+            check: |o| {
+                all_checks_pass(o)?;
+                has_lines(
+                    o,
+                    &[
+                        "4 clients got back 4194304 bytes",
+                        "connect to a closed port: Some(ConnectionRefused)",
+                        "read with nothing to read: WouldBlock",
+                        "write after shutdown(Write): BrokenPipe",
+                        "read after a close with unread data: ConnectionReset",
+                        "accept with nothing pending: WouldBlock",
+                        "writing until full ends with: WouldBlock",
+                        "b got: \"connected\"",
+                        "a got: \"from b\"",
+                        "rust net: done",
                     ],
                 )
             },

@@ -92,6 +92,7 @@ differential_tests! {
     net_tcp => "net-tcp",
     net_udp => "net-udp",
     net_readiness => "net-readiness",
+    rust_net => "rust-net",
 }
 
 #[test]

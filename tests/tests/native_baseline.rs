@@ -78,6 +78,7 @@ fn every_program_is_static() {
         .collect();
     paths.push(programs.rust());
     paths.push(programs.rust_threads());
+    paths.push(programs.rust_program("skiff-rust-net"));
     paths.push(programs.go());
     for path in paths {
         let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
