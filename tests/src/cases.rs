@@ -610,9 +610,36 @@ pub fn rust_cases() -> Vec<Case> {
     ]
 }
 
-/// The cases for the Go probe.
+/// The cases for the Go programs.
 pub fn go_cases() -> Vec<Case> {
-    vec![Case {
+    vec![
+        go_probe_case(),
+        Case {
+            name: "go-net",
+            program: "skiff-go-net",
+            setup: |r| r.guest_timeout_secs(NETWORK_GUEST_TIMEOUT_SECS),
+            check: |o| {
+                all_checks_pass(o)?;
+                has_lines(
+                    o,
+                    &[
+                        "GET /hello: 200 \"hello, GET /hello\\n\"",
+                        "GET /big: 200, 3158073 bytes, read error: <nil>",
+                        "POST /echo: 200, 700000 bytes, sha256 519dbf5120315b90",
+                        "GET /missing: 404",
+                        "concurrent POSTs echoed intact: 32 of 32",
+                        "Serve returned ErrServerClosed: true",
+                        "echoed 1048576 bytes, error <nil>",
+                        "go net: done",
+                    ],
+                )
+            },
+        },
+    ]
+}
+
+fn go_probe_case() -> Case {
+    Case {
         name: "go-probe",
         program: "skiff-go-probe",
         setup: |r| {
@@ -635,7 +662,7 @@ pub fn go_cases() -> Vec<Case> {
                 ],
             )
         },
-    }]
+    }
 }
 
 #[cfg(test)]

@@ -169,7 +169,13 @@ impl Programs {
     /// then, saying how to get it, because a Go test that skipped silently would report
     /// success for nothing.
     pub fn go(&self) -> PathBuf {
-        let path = self.dir.join("go/skiff-go-probe");
+        self.go_program("skiff-go-probe")
+    }
+
+    /// The static Go program called `name` (under `build/go/`), with the same panic as
+    /// [`Programs::go`] when `go` was missing at build time.
+    pub fn go_program(&self, name: &str) -> PathBuf {
+        let path = self.dir.join("go").join(name);
         assert!(
             path.is_file(),
             "{} was not built: `go` is missing. Install it with scripts/setup.sh \

@@ -27,7 +27,7 @@ fn differential(name: &str) {
             .into_iter()
             .find(|c| c.name == name)
             .unwrap_or_else(|| panic!("no test case named {name}"));
-        binaries.push(("go".to_string(), programs.go()));
+        binaries.push(("go".to_string(), programs.go_program(case.program)));
         case
     };
     let mut failures = Vec::new();
@@ -93,6 +93,7 @@ differential_tests! {
     net_udp => "net-udp",
     net_readiness => "net-readiness",
     rust_net => "rust-net",
+    go_net => "go-net",
 }
 
 #[test]
