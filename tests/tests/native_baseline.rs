@@ -81,6 +81,9 @@ fn every_program_is_static() {
     paths.push(programs.rust_program("skiff-rust-net"));
     paths.push(programs.go());
     paths.push(programs.go_program("skiff-go-net"));
+    for name in ["net_tcp", "net_echo_server", "net_http_server"] {
+        paths.push(programs.any_static(name));
+    }
     for path in paths {
         let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         assert_eq!(
