@@ -8,13 +8,15 @@
 #     gcc-static-pie    gcc -static-pie        (glibc)
 #   build/rust/skiff-rust-probe      rust/ built with -C target-feature=+crt-static
 #   build/rust/skiff-rust-threads    rust/src/bin/skiff-rust-threads.rs, built the same way
+#   build/rust/skiff-rust-net        rust/src/bin/skiff-rust-net.rs, built the same way
 #   build/go/skiff-go-probe          go/ built with CGO_ENABLED=0 (static), when `go` exists
+#   build/go/skiff-go-net            go/netprobe/ (net/http over loopback), built the same way
 #   build/variants                   the C variants actually built, one per line
 #
-# Idempotent: a program is rebuilt only when its source, c/common.h or this script is
-# newer than the binary. Fails loudly (non-zero exit, message on stderr) when a compiler
+# Idempotent: a program is rebuilt only when its source, a header in c/ or this script
+# is newer than the binary. Fails loudly (non-zero exit, message on stderr) when a compiler
 # is missing or a build fails. Go is optional here: without `go` (Debian's golang-go,
-# which scripts/setup.sh installs) the Go probe is skipped with a note, and the tests
+# which scripts/setup.sh installs) the Go programs are skipped with a note, and the tests
 # that need it fail saying so. The Go build keeps its cache and GOPATH under build/, so
 # nothing is written to $HOME, and never downloads anything (GOTOOLCHAIN=local,
 # GOPROXY=off; the module has no dependencies).
@@ -82,7 +84,7 @@ assert_static() {
 build_c() {
     local variant="$1" program="$2"
     local src="$here/c/$program.c" bin="$out/$variant/$program"
-    stale "$bin" "$src" "$here/c/common.h" "$script" || return 0
+    stale "$bin" "$src" "$here"/c/*.h "$script" || return 0
     mkdir -p "$out/$variant"
     local tmp="$bin.tmp"
     case "$variant" in
@@ -142,7 +144,7 @@ RUSTFLAGS="-C target-feature=+crt-static" cargo build --quiet --release \
     --manifest-path "$here/rust/Cargo.toml" --target-dir "$rust_target" \
     --target x86_64-unknown-linux-gnu
 mkdir -p "$out/rust"
-for rust_program in skiff-rust-probe skiff-rust-threads; do
+for rust_program in skiff-rust-probe skiff-rust-threads skiff-rust-net; do
     rust_bin="$rust_target/x86_64-unknown-linux-gnu/release/$rust_program"
     assert_static "$rust_bin" || die "rust/$rust_program is not static (is crt-static honoured?)"
     if stale "$out/rust/$rust_program" "$rust_bin"; then
@@ -151,24 +153,30 @@ for rust_program in skiff-rust-probe skiff-rust-threads; do
     fi
 done
 
-# Go: a static binary by construction with CGO_ENABLED=0; checked all the same.
-go_bin="$out/go/skiff-go-probe"
+# Go: static binaries by construction with CGO_ENABLED=0; checked all the same.
+# build_go PACKAGE BINARY SOURCES...: builds the package (relative to go/) into build/go/.
+build_go() {
+    local package="$1" name="$2"
+    shift 2
+    local go_bin="$out/go/$name"
+    stale "$go_bin" "$@" "$here/go/go.mod" "$script" || return 0
+    mkdir -p "$out/go"
+    (
+        cd "$here/go"
+        env GOCACHE="$out/go-cache" GOPATH="$out/go-path" GOENV=off GOFLAGS= \
+            GOTOOLCHAIN=local GOPROXY=off GO111MODULE=on CGO_ENABLED=0 \
+            GOOS=linux GOARCH=amd64 \
+            go build -trimpath -ldflags=-buildid= -o "$go_bin.tmp" "$package"
+    ) || die "building go/$name failed"
+    assert_static "$go_bin.tmp" || die "go/$name is not static"
+    mv -f "$go_bin.tmp" "$go_bin"
+    echo "built go/$name"
+}
 if command -v go >/dev/null 2>&1; then
-    if stale "$go_bin" "$here"/go/*.go "$here/go/go.mod" "$script"; then
-        mkdir -p "$out/go"
-        (
-            cd "$here/go"
-            env GOCACHE="$out/go-cache" GOPATH="$out/go-path" GOENV=off GOFLAGS= \
-                GOTOOLCHAIN=local GOPROXY=off GO111MODULE=on CGO_ENABLED=0 \
-                GOOS=linux GOARCH=amd64 \
-                go build -trimpath -ldflags=-buildid= -o "$go_bin.tmp" .
-        ) || die "building the Go probe failed"
-        assert_static "$go_bin.tmp" || die "go/skiff-go-probe is not static"
-        mv -f "$go_bin.tmp" "$go_bin"
-        echo "built go/skiff-go-probe"
-    fi
+    build_go . skiff-go-probe "$here"/go/*.go
+    build_go ./netprobe skiff-go-net "$here"/go/netprobe/*.go
 else
-    rm -f "$go_bin"
-    echo "build.sh: note: 'go' not found (Debian package golang-go; scripts/setup.sh installs it); skipping the Go probe" >&2
+    rm -f "$out/go/skiff-go-probe" "$out/go/skiff-go-net"
+    echo "build.sh: note: 'go' not found (Debian package golang-go; scripts/setup.sh installs it); skipping the Go programs" >&2
 fi
 echo "test programs are up to date in $out"

@@ -449,9 +449,111 @@ pub fn c_cases() -> Vec<Case> {
             },
         },
     ]
+    .into_iter()
+    .chain(network_c_cases())
+    .collect()
 }
 
-/// The cases for the Rust probe.
+/// How long the network cases may take in the guest: they move tens of MiB through the
+/// loopback interface and wait out a few socket timeouts, on one emulated CPU.
+const NETWORK_GUEST_TIMEOUT_SECS: u64 = 180;
+
+/// The cases for the C network programs (part of [`c_cases`]).
+fn network_c_cases() -> Vec<Case> {
+    vec![
+        Case {
+            name: "net-tcp",
+            program: "net_tcp",
+            setup: |r| r.guest_timeout_secs(NETWORK_GUEST_TIMEOUT_SECS),
+            check: |o| {
+                all_checks_pass(o)?;
+                has_lines(
+                    o,
+                    &[
+                        "poll of a fresh socket: OUT|HUP",
+                        "poll of a listener with a pending connection: IN",
+                        "accept4 with SOCK_NONBLOCK|SOCK_CLOEXEC: OK",
+                        "peek: 5 [hello]",
+                        "server poll after the client's FIN: IN|OUT|RDHUP",
+                        "write after SHUT_WR: EPIPE",
+                        "SIGPIPE delivered: 1",
+                        "SIGPIPE after MSG_NOSIGNAL: 1",
+                        "read after a close with unread data: ECONNRESET",
+                        "read after an abortive close: ECONNRESET",
+                        "blocking connect to a port nobody listens on: ECONNREFUSED",
+                        "bind to a listening port: EADDRINUSE",
+                        "bind to a port in TIME_WAIT with SO_REUSEADDR: OK",
+                        "connect: EINPROGRESS",
+                        "accept returns connections in connect order: yes",
+                        "TCP_NODELAY read back: 1",
+                        "SO_KEEPALIVE read back: 1",
+                        "read with nothing to read: EAGAIN",
+                        "4 clients echoed 6291456 bytes in total",
+                        "reader got 16777216 bytes, mismatches 0",
+                        "8 clients echoed 819200 bytes in total",
+                        "net_tcp: done",
+                    ],
+                )
+            },
+        },
+        Case {
+            name: "net-udp",
+            program: "net_udp",
+            setup: |r| r.guest_timeout_secs(NETWORK_GUEST_TIMEOUT_SECS),
+            check: |o| {
+                all_checks_pass(o)?;
+                has_lines(
+                    o,
+                    &[
+                        "send without a destination: EDESTADDRREQ",
+                        "recvfrom: 3 [one]",
+                        "FIONREAD with 7 then 3 bytes queued: 7",
+                        "recv MSG_TRUNC into 10 bytes: 100 [abcdefghij]",
+                        "recvmsg into 10 bytes: 10",
+                        "MSG_TRUNC is set in msg_flags: yes",
+                        "an empty datagram keeps its place: 0 []",
+                        "a got: 6 [from b]",
+                        "nothing from c was queued: EAGAIN",
+                        "sendmmsg: 3, lengths 5 2 6",
+                        "recvmmsg: 3",
+                        "received 65507 bytes, mismatches 0",
+                        "sendto of 65508 bytes: EMSGSIZE",
+                        "the blocked receiver got: 7 [wake up]",
+                        "net_udp: done",
+                    ],
+                )
+            },
+        },
+        Case {
+            name: "net-readiness",
+            program: "net_readiness",
+            setup: |r| r.guest_timeout_secs(NETWORK_GUEST_TIMEOUT_SECS),
+            check: |o| {
+                all_checks_pass(o)?;
+                has_lines(
+                    o,
+                    &[
+                        "readable: 6",
+                        "ppoll unblocking a pending signal: EINTR",
+                        "ppoll with ready descriptors and a pending signal: 4, handler ran: 0",
+                        "the signal is still pending: yes",
+                        "select readable: 8",
+                        "pselect unblocking a pending signal: EINTR",
+                        "level, readable: 4 [pipe-r IN] [eventfd IN] [conn IN] [listener IN]",
+                        "edge, no new arrival: 0",
+                        "edge, more data without draining: 2 [pipe-r IN] [conn IN]",
+                        "oneshot, disarmed: 0",
+                        "after the peer's SHUT_WR: 1 [conn IN OUT RDHUP]",
+                        "6 clients echoed 1572864 bytes in total",
+                        "net_readiness: done",
+                    ],
+                )
+            },
+        },
+    ]
+}
+
+/// The cases for the Rust programs.
 pub fn rust_cases() -> Vec<Case> {
     vec![
         Case {
@@ -499,12 +601,62 @@ pub fn rust_cases() -> Vec<Case> {
                 )
             },
         },
+        Case {
+            name: "rust-net",
+            program: "skiff-rust-net",
+            setup: |r| r.guest_timeout_secs(NETWORK_GUEST_TIMEOUT_SECS),
+            check: |o| {
+                all_checks_pass(o)?;
+                has_lines(
+                    o,
+                    &[
+                        "4 clients got back 4194304 bytes",
+                        "connect to a closed port: Some(ConnectionRefused)",
+                        "read with nothing to read: WouldBlock",
+                        "write after shutdown(Write): BrokenPipe",
+                        "read after a close with unread data: ConnectionReset",
+                        "accept with nothing pending: WouldBlock",
+                        "writing until full ends with: WouldBlock",
+                        "b got: \"connected\"",
+                        "a got: \"from b\"",
+                        "rust net: done",
+                    ],
+                )
+            },
+        },
     ]
 }
 
-/// The cases for the Go probe.
+/// The cases for the Go programs.
 pub fn go_cases() -> Vec<Case> {
-    vec![Case {
+    vec![
+        go_probe_case(),
+        Case {
+            name: "go-net",
+            program: "skiff-go-net",
+            setup: |r| r.guest_timeout_secs(NETWORK_GUEST_TIMEOUT_SECS),
+            check: |o| {
+                all_checks_pass(o)?;
+                has_lines(
+                    o,
+                    &[
+                        "GET /hello: 200 \"hello, GET /hello\\n\"",
+                        "GET /big: 200, 3158073 bytes, read error: <nil>",
+                        "POST /echo: 200, 700000 bytes, sha256 519dbf5120315b90",
+                        "GET /missing: 404",
+                        "concurrent POSTs echoed intact: 32 of 32",
+                        "Serve returned ErrServerClosed: true",
+                        "echoed 1048576 bytes, error <nil>",
+                        "go net: done",
+                    ],
+                )
+            },
+        },
+    ]
+}
+
+fn go_probe_case() -> Case {
+    Case {
         name: "go-probe",
         program: "skiff-go-probe",
         setup: |r| {
@@ -527,7 +679,7 @@ pub fn go_cases() -> Vec<Case> {
                 ],
             )
         },
-    }]
+    }
 }
 
 #[cfg(test)]

@@ -14,13 +14,18 @@
 //! * [`programs`] finds the test programs built by `tests/programs/build.sh`, building
 //!   them first (the script is idempotent) unless `SKIFF_TEST_PROGRAMS` names a
 //!   prebuilt directory.
+//! * [`background`] runs a server in the background (natively or in a guest) while a
+//!   test talks to it; [`net`] publishes guest ports, waits for the CLI's ready line and
+//!   holds the host-side clients (a concurrent echo load, UDP echo, HTTP fetches).
 //!
 //! Environment knobs: `SKIFF_BIN` (the CLI), `SKIFF_QEMU` (the QEMU binary the CLI will
 //! use, checked for existence only), `SKIFF_SKIP_GUEST=1`, `SKIFF_TEST_PROGRAMS`,
 //! `SKIFF_TEST_JOBS` (concurrent guests, default: number of CPUs).
 #![deny(unsafe_code)]
 
+pub mod background;
 pub mod cases;
+pub mod net;
 
 use std::ffi::{OsStr, OsString};
 use std::fmt::Write as _;
@@ -169,7 +174,13 @@ impl Programs {
     /// then, saying how to get it, because a Go test that skipped silently would report
     /// success for nothing.
     pub fn go(&self) -> PathBuf {
-        let path = self.dir.join("go/skiff-go-probe");
+        self.go_program("skiff-go-probe")
+    }
+
+    /// The static Go program called `name` (under `build/go/`), with the same panic as
+    /// [`Programs::go`] when `go` was missing at build time.
+    pub fn go_program(&self, name: &str) -> PathBuf {
+        let path = self.dir.join("go").join(name);
         assert!(
             path.is_file(),
             "{} was not built: `go` is missing. Install it with scripts/setup.sh \
@@ -479,6 +490,12 @@ impl Run {
     /// environment holds exactly the variables given, the working directory is `/`
     /// unless [`Run::native_cwd`] says otherwise.
     pub fn native(&self) -> Outcome {
+        run_with_watchdog(self.native_command(), &self.stdin, NATIVE_TIMEOUT).unwrap_or_else(|e| {
+            panic!("cannot run {} natively: {e}", self.describe());
+        })
+    }
+
+    fn native_command(&self) -> Command {
         let mut cmd = Command::new(&self.program);
         cmd.arg0(self.guest_argv0())
             .args(&self.args)
@@ -492,9 +509,7 @@ impl Run {
         for (key, value) in &self.native_env {
             cmd.env(key, value);
         }
-        run_with_watchdog(cmd, &self.stdin, NATIVE_TIMEOUT).unwrap_or_else(|e| {
-            panic!("cannot run {} natively: {e}", self.describe());
-        })
+        cmd
     }
 
     fn guest_command(&self, guest: &Guest) -> Command {

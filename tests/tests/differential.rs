@@ -27,7 +27,7 @@ fn differential(name: &str) {
             .into_iter()
             .find(|c| c.name == name)
             .unwrap_or_else(|| panic!("no test case named {name}"));
-        binaries.push(("go".to_string(), programs.go()));
+        binaries.push(("go".to_string(), programs.go_program(case.program)));
         case
     };
     let mut failures = Vec::new();
@@ -90,6 +90,11 @@ differential_tests! {
     rust_probe_exit_3 => "rust-probe-exit-3",
     rust_threads => "rust-threads",
     go_probe => "go-probe",
+    net_tcp => "net-tcp",
+    net_udp => "net-udp",
+    net_readiness => "net-readiness",
+    rust_net => "rust-net",
+    go_net => "go-net",
 }
 
 #[test]

@@ -54,11 +54,11 @@ fn rust_programs_pass_natively() {
 }
 
 #[test]
-fn go_probe_passes_natively() {
+fn go_programs_pass_natively() {
     let programs = programs();
     let mut failures = Vec::new();
     for case in go_cases() {
-        let run = case.run(programs.go());
+        let run = case.run(programs.go_program(case.program));
         let outcome = run.native();
         if let Err(why) = (case.check)(&outcome) {
             failures.push(run.failure("native", &format!("case {}: {why}", case.name), &outcome));
@@ -78,7 +78,12 @@ fn every_program_is_static() {
         .collect();
     paths.push(programs.rust());
     paths.push(programs.rust_threads());
+    paths.push(programs.rust_program("skiff-rust-net"));
     paths.push(programs.go());
+    paths.push(programs.go_program("skiff-go-net"));
+    for name in ["net_tcp", "net_echo_server", "net_http_server"] {
+        paths.push(programs.any_static(name));
+    }
     for path in paths {
         let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         assert_eq!(
