@@ -262,7 +262,7 @@ mod tests {
     }
 
     #[test]
-    fn unknown_and_pacing_frames_are_ignored() {
+    fn unknown_frames_are_ignored() {
         let mut r = router(false);
         assert!(r
             .route(&Frame {
@@ -273,7 +273,7 @@ mod tests {
             .is_none());
         assert!(r
             .route(&Frame {
-                tag: 6,
+                tag: 7,
                 payload: Vec::new()
             })
             .unwrap()
