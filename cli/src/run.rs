@@ -10,9 +10,12 @@
 //!   `-m`, `--machine`, `--timeout`, `--accel`, `--verbose`, `--timing` and `--kernel`
 //!   override or add to the image's settings; program arguments after the image replace
 //!   the image's arguments (argv[1..]); `-e` entries override the image's environment
-//!   key by key; `--file`s are added; `--volume`s are attached after the image's own.
-//!   When any of these changes the guest's files, a modified copy of the initrd is
-//!   written to a temporary file; the image itself is never changed.
+//!   key by key; `--file`s are added; `--volume`s are attached after the image's own;
+//!   the network options decide its network. When any of these changes the guest's
+//!   files, a modified copy of the initrd is written to a temporary file; the image
+//!   itself is never changed.
+//!
+//! Published host ports are checked to be free just before QEMU starts.
 
 use std::ffi::OsString;
 use std::fs;
@@ -26,6 +29,7 @@ use crate::image::{self, Image, VolumeSpec};
 use crate::initrd::{self, ImageSpec, InitrdTree};
 use crate::locate;
 use crate::manifest::same_file;
+use crate::net::{self, NetMode, Network, Source};
 use crate::options;
 use crate::qemu::{self, Machine, VmConfig};
 use crate::session::{say, EventChannel, Session};
@@ -91,6 +95,7 @@ struct Plan {
     memory: u64,
     machine: Machine,
     volumes: Vec<PathBuf>,
+    network: Network,
 }
 
 fn exe_dir() -> Option<PathBuf> {
@@ -143,6 +148,14 @@ fn prepare_and_run(args: RunArgs) -> Result<u8, Failure> {
             plan.entries,
             size
         ));
+        say(&format!("network: {}", plan.network.describe()));
+        for port in &plan.network.ports {
+            say(&format!("publishing {}", port.describe()));
+        }
+    }
+    net::check_host_ports(&plan.network.ports).map_err(Failure::skiff)?;
+    if let NetMode::Tap(name) = &plan.network.mode {
+        net::check_tap_device(name, Path::new(net::SYS_CLASS_NET)).map_err(Failure::skiff)?;
     }
 
     let vm = VmConfig {
@@ -154,6 +167,7 @@ fn prepare_and_run(args: RunArgs) -> Result<u8, Failure> {
         verbose: args.verbose,
         timing: args.timing,
         volumes: plan.volumes.clone(),
+        network: plan.network.clone(),
     };
     let qemu_args = qemu::qemu_args(&vm);
     if args.verbose {
@@ -184,6 +198,10 @@ fn plan_elf(args: &RunArgs, elf: &Path) -> Result<Plan, Failure> {
     let volume_specs: Vec<VolumeSpec> = args.volumes.iter().map(volume_spec).collect();
     let mounts: Vec<Vec<u8>> = volume_specs.iter().map(|v| v.mount.clone()).collect();
     let env = options::build_environment(&args.env, |key| std::env::var_os(key));
+    let network = args
+        .net_settings()
+        .resolve(Source::CommandLine)
+        .map_err(Failure::skiff)?;
     let spec = ImageSpec {
         program: &program.bytes,
         exe: initrd::default_exe_path(elf).map_err(Failure::skiff)?,
@@ -203,6 +221,7 @@ fn plan_elf(args: &RunArgs, elf: &Path) -> Result<Plan, Failure> {
         memory: args.memory.unwrap_or(default_memory()),
         machine: args.machine.unwrap_or(Machine::Microvm),
         volumes,
+        network,
     })
 }
 
@@ -225,6 +244,10 @@ fn plan_image(args: &RunArgs, dir: &Path) -> Result<Plan, Failure> {
         Some(_) => find_kernel(args.kernel.as_deref()).map_err(Failure::skiff)?,
         None => image.kernel(),
     };
+    let network = args
+        .net_settings()
+        .resolve(Source::CommandLine)
+        .map_err(Failure::skiff)?;
     let (entries, config) = image.read_initrd().map_err(Failure::skiff)?;
     let mut volume_specs = image.volumes.clone();
     volume_specs.extend(args.volumes.iter().map(volume_spec));
@@ -259,6 +282,7 @@ fn plan_image(args: &RunArgs, dir: &Path) -> Result<Plan, Failure> {
         memory: args.memory.unwrap_or(image.memory),
         machine: args.machine.unwrap_or(image.run.machine),
         volumes,
+        network,
     })
 }
 

@@ -318,7 +318,9 @@ exit 33;
         "skiff: initrd: ",
         "skiff: running: ",
         " -M q35 ",
-        "-append skiff.verbose=1 ",
+        "skiff: network: user (guest 10.0.2.15/24, gateway 10.0.2.2, DNS 10.0.2.3)\n",
+        "-append 'skiff.verbose=1 skiff.ip=10.0.2.15/24 skiff.gw=10.0.2.2' ",
+        " -netdev user,id=n0 -device virtio-net-pci,netdev=n0,romfile= ",
         "skiff: kernel: debug detail",
         "skiff: qemu: qemu warning line",
     ] {
@@ -575,4 +577,138 @@ fn usage_errors_are_125_and_help_is_0() {
         String::from_utf8(version.stdout).unwrap(),
         format!("skiff {}\n", env!("CARGO_PKG_VERSION"))
     );
+}
+
+/// A TCP port on 127.0.0.1 that nothing listens on right now.
+fn free_port() -> u16 {
+    let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    probe.local_addr().unwrap().port()
+}
+
+#[test]
+fn a_published_port_in_use_is_refused_before_booting() {
+    let fixture = Fixture::new();
+    let marker = fixture.path("qemu-ran");
+    let qemu = fixture.qemu(&format!(
+        "open(my $f, '>', '{}'); exit 1;\n",
+        marker.display()
+    ));
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let output = fixture
+        .command(&qemu, &["-p", &format!("{port}:80")], &[])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(125));
+    assert_eq!(
+        stderr_of(&output),
+        format!("skiff: port {port} is already in use on 127.0.0.1\n")
+    );
+    assert!(
+        !marker.exists(),
+        "QEMU was started although its port is taken"
+    );
+}
+
+#[test]
+fn network_usage_errors_are_125_before_booting() {
+    let fixture = Fixture::new();
+    let marker = fixture.path("qemu-ran");
+    let qemu = fixture.qemu(&format!(
+        "open(my $f, '>', '{}'); exit 1;\n",
+        marker.display()
+    ));
+    let port = free_port();
+    let cases: &[(&[&str], &str)] = &[
+        (&["-p", "80"], "'80' needs both ports: HOST_PORT:GUEST_PORT"),
+        (&["-p", "70000:80"], "the host port 70000 is out of range; ports are 1 to 65535"),
+        (&["--publish", "8080:80/sctp"], "unknown protocol 'sctp'; use /tcp or /udp"),
+        (
+            &["-p", "8080:80", "-p", "8080:81"],
+            "skiff: host port 8080/tcp is published twice",
+        ),
+        (&["-p", "8080:80", "-p", "8080:80"], "is published twice"),
+        (
+            &["--net", "tap:tap0", "--dhcp", "-p", "8080:80"],
+            "skiff: ports cannot be published with --net tap:tap0: the guest has its own address",
+        ),
+        (
+            &["--net", "none", "-p", &format!("{port}:80")],
+            "skiff: publishing ports (-p) needs a network, but --net none gives the VM none: use --net user",
+        ),
+        (&["--net", "none", "--dns", "1.1.1.1"], "DNS servers (--dns) need a network"),
+        (&["--net", "tap:tap0"], "skiff: --net tap:tap0 needs the guest's address: --ip A.B.C.D/N"),
+        (&["--ip", "10.0.0.2/24"], "skiff: --ip and --gateway are for --net tap:IFNAME"),
+        (&["--net", "bridge"], "unknown network 'bridge'; use user, none or tap:IFNAME"),
+        (&["--net", "tap:tap0", "--ip", "10.0.0.0/24"], "the network's own address"),
+        (&["--dns", "dns.google"], "invalid value 'dns.google' for '--dns <IP>'"),
+        (
+            &["--dns", "1.1.1.1", "--dns", "1.0.0.1", "--dns", "8.8.8.8", "--dns", "8.8.4.4"],
+            "skiff: 4 DNS servers given; programs read at most 3",
+        ),
+    ];
+    for (args, needle) in cases {
+        let output = fixture.command(&qemu, args, &[]).output().unwrap();
+        let stderr = stderr_of(&output);
+        assert_eq!(output.status.code(), Some(125), "{args:?}: {stderr}");
+        assert!(stderr.contains(needle), "{args:?}: {stderr}");
+        assert!(!marker.exists(), "{args:?} started QEMU");
+    }
+}
+
+#[test]
+fn network_options_reach_qemu_and_the_kernel() {
+    let fixture = Fixture::new();
+    let qemu = fixture.path("recording-qemu");
+    common::fake_qemu(&qemu);
+    let run = |extra: &[&str]| {
+        let output = fixture.command(&qemu, extra, &[]).output().unwrap();
+        assert_eq!(
+            output.status.code(),
+            Some(0),
+            "{extra:?}: {}",
+            stderr_of(&output)
+        );
+        assert_eq!(stderr_of(&output), "", "{extra:?}");
+        common::fake_qemu_args(&qemu)
+    };
+    let after = |args: &[String], flag: &str| {
+        args.iter()
+            .position(|a| a == flag)
+            .map(|i| args[i + 1].clone())
+    };
+
+    // The default: user networking, outbound only.
+    let args = run(&[]);
+    assert_eq!(after(&args, "-netdev").as_deref(), Some("user,id=n0"));
+    assert!(args.contains(&"virtio-net-device,netdev=n0".to_string()));
+    assert_eq!(
+        after(&args, "-append").as_deref(),
+        Some("skiff.ip=10.0.2.15/24 skiff.gw=10.0.2.2")
+    );
+
+    // Published ports on q35, with DHCP.
+    let (tcp, udp) = (free_port(), free_port());
+    let args = run(&[
+        "--machine",
+        "q35",
+        "-p",
+        &format!("{tcp}:80"),
+        "--publish",
+        &format!("0.0.0.0:{udp}:53/udp"),
+        "--dhcp",
+    ]);
+    assert_eq!(
+        after(&args, "-netdev"),
+        Some(format!(
+            "user,id=n0,hostfwd=tcp:127.0.0.1:{tcp}-:80,hostfwd=udp:0.0.0.0:{udp}-:53"
+        ))
+    );
+    assert!(args.contains(&"virtio-net-pci,netdev=n0,romfile=".to_string()));
+    assert_eq!(after(&args, "-append").as_deref(), Some("skiff.dhcp=1"));
+
+    // No network: no card, no address.
+    let args = run(&["--net", "none"]);
+    assert!(!args.iter().any(|a| a.contains("net")), "{args:?}");
+    assert_eq!(after(&args, "-append").as_deref(), Some(""));
 }
