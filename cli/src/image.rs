@@ -37,6 +37,7 @@ use crate::cpio::reader::{read_archive, ReadEntry};
 use crate::cpio::{S_IFDIR, S_IFLNK};
 use crate::initrd::{self, describe_io, ImageSpec};
 use crate::manifest::{self, Manifest};
+use crate::net::{NetSettings, Source};
 use crate::options::{self, format_size, format_size_approx};
 use crate::qemu::{shell_words, Machine};
 
@@ -268,7 +269,10 @@ pub fn default_output(manifest: &Manifest) -> PathBuf {
 /// Build the image a manifest describes. `program` is the checked program's bytes.
 pub fn build(request: &BuildRequest, manifest: &Manifest, program: &[u8]) -> Result<Built, String> {
     let mounts: Vec<Vec<u8>> = manifest.volumes.iter().map(|v| v.mount.clone()).collect();
+    // Manifests do not choose a network yet: the image gets the default one's /etc.
+    let network = NetSettings::default().resolve(Source::Manifest)?;
     let spec = ImageSpec {
+        network: &network,
         program,
         exe: manifest.exe.clone(),
         args: &manifest.args,

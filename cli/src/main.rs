@@ -79,7 +79,8 @@ Examples:
   skiff run -m 1G ./app.skiff -- --verbose    (arguments replace the image's)
 
 The program runs as root with the working directory /, and sees /bin/<name> (itself),
-/etc (passwd, group, hosts, hostname, resolv.conf), /root and /tmp, plus any --file.
+/etc (passwd, group, hosts, hostname, and resolv.conf when the network has a DNS
+server), /root and /tmp, plus any --file.
 Default environment: PATH=/bin:/usr/bin:/sbin:/usr/sbin, HOME=/root, and TERM (the
 host's, else linux); -e entries replace these.
 

@@ -203,6 +203,7 @@ fn plan_elf(args: &RunArgs, elf: &Path) -> Result<Plan, Failure> {
         .resolve(Source::CommandLine)
         .map_err(Failure::skiff)?;
     let spec = ImageSpec {
+        network: &network,
         program: &program.bytes,
         exe: initrd::default_exe_path(elf).map_err(Failure::skiff)?,
         args: args.program_args(),
@@ -254,24 +255,29 @@ fn plan_image(args: &RunArgs, dir: &Path) -> Result<Plan, Failure> {
     let mounts: Vec<Vec<u8>> = volume_specs.iter().map(|v| v.mount.clone()).collect();
     let wanted = image_run_config(&config, args, &mounts);
 
-    let mut entry_count = entries.len();
-    let initrd = if wanted == config && args.files.is_empty() {
+    let original = InitrdTree::from_entries(entries).map_err(Failure::skiff)?;
+    let mut tree = original.clone();
+    tree.set_mtime(mtime()?);
+    // Files go under the program, as in `skiff run <ELF>`: none may replace it.
+    let program = tree.remove(&wanted.exe);
+    for mapping in &args.files {
+        tree.add_host_path(&mapping.host, &mapping.guest)
+            .map_err(|e| Failure::skiff(format!("--file {}: {e}", mapping.host.display())))?;
+    }
+    if let Some(program) = program {
+        tree.insert(&wanted.exe, program).map_err(Failure::skiff)?;
+    }
+    initrd::settle_etc(&mut tree, &network).map_err(Failure::skiff)?;
+    initrd::check_mount_points(&tree, &wanted.exe, &mounts).map_err(Failure::skiff)?;
+    if wanted != config {
+        initrd::insert_run_config(&mut tree, &wanted).map_err(Failure::skiff)?;
+    }
+    let entry_count = tree.entry_count();
+    // Nothing above changed the guest's files (the common case): boot the image's own
+    // initrd rather than a copy.
+    let initrd = if tree.same_entries(&original) {
         Initrd::Image(image.initrd())
     } else {
-        let mut tree = InitrdTree::from_entries(entries).map_err(Failure::skiff)?;
-        tree.set_mtime(mtime()?);
-        // Files go under the program, as in `skiff run <ELF>`: none may replace it.
-        let program = tree.remove(&wanted.exe);
-        for mapping in &args.files {
-            tree.add_host_path(&mapping.host, &mapping.guest)
-                .map_err(|e| Failure::skiff(format!("--file {}: {e}", mapping.host.display())))?;
-        }
-        if let Some(program) = program {
-            tree.insert(&wanted.exe, program).map_err(Failure::skiff)?;
-        }
-        initrd::check_mount_points(&tree, &wanted.exe, &mounts).map_err(Failure::skiff)?;
-        initrd::insert_run_config(&mut tree, &wanted).map_err(Failure::skiff)?;
-        entry_count = tree.entry_count();
         Initrd::Temporary(write_temporary(&tree)?)
     };
     let volumes = prepare_volumes(&volume_specs, args.verbose)?;

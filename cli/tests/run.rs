@@ -657,7 +657,7 @@ fn network_usage_errors_are_125_before_booting() {
 }
 
 #[test]
-fn network_options_reach_qemu_and_the_kernel() {
+fn network_options_reach_qemu_the_kernel_and_etc() {
     let fixture = Fixture::new();
     let qemu = fixture.path("recording-qemu");
     common::fake_qemu(&qemu);
@@ -670,32 +670,47 @@ fn network_options_reach_qemu_and_the_kernel() {
             stderr_of(&output)
         );
         assert_eq!(stderr_of(&output), "", "{extra:?}");
-        common::fake_qemu_args(&qemu)
+        let args = common::fake_qemu_args(&qemu);
+        let initrd = common::read_newc(&fs::read(format!("{}.initrd", qemu.display())).unwrap());
+        (args, initrd)
     };
     let after = |args: &[String], flag: &str| {
         args.iter()
             .position(|a| a == flag)
             .map(|i| args[i + 1].clone())
     };
+    let file = |initrd: &[common::Entry], name: &str| {
+        initrd
+            .iter()
+            .find(|e| e.name == name)
+            .map(|e| String::from_utf8(e.data.clone()).unwrap())
+    };
 
-    // The default: user networking, outbound only.
-    let args = run(&[]);
+    // The default: user networking, outbound only, DNS through QEMU.
+    let (args, initrd) = run(&[]);
     assert_eq!(after(&args, "-netdev").as_deref(), Some("user,id=n0"));
     assert!(args.contains(&"virtio-net-device,netdev=n0".to_string()));
     assert_eq!(
         after(&args, "-append").as_deref(),
         Some("skiff.ip=10.0.2.15/24 skiff.gw=10.0.2.2")
     );
+    let resolv = file(&initrd, "etc/resolv.conf").unwrap();
+    assert!(resolv.ends_with("\nnameserver 10.0.2.3\n"), "{resolv}");
+    assert!(file(&initrd, "etc/hosts")
+        .unwrap()
+        .contains("127.0.0.1 localhost\n"));
 
-    // Published ports on q35, with DHCP.
+    // Published ports on q35, with other name servers and DHCP.
     let (tcp, udp) = (free_port(), free_port());
-    let args = run(&[
+    let (args, initrd) = run(&[
         "--machine",
         "q35",
         "-p",
         &format!("{tcp}:80"),
         "--publish",
         &format!("0.0.0.0:{udp}:53/udp"),
+        "--dns",
+        "9.9.9.9",
         "--dhcp",
     ]);
     assert_eq!(
@@ -706,9 +721,19 @@ fn network_options_reach_qemu_and_the_kernel() {
     );
     assert!(args.contains(&"virtio-net-pci,netdev=n0,romfile=".to_string()));
     assert_eq!(after(&args, "-append").as_deref(), Some("skiff.dhcp=1"));
+    let resolv = file(&initrd, "etc/resolv.conf").unwrap();
+    assert!(resolv.ends_with("\nnameserver 9.9.9.9\n"), "{resolv}");
 
-    // No network: no card, no address.
-    let args = run(&["--net", "none"]);
+    // No network: no card, no address, no resolv.conf; a user's hosts file gains
+    // localhost.
+    fs::write(fixture.path("hosts"), "10.1.1.1 db\n").unwrap();
+    let hosts_arg = format!("{}:/etc/hosts", fixture.path("hosts").display());
+    let (args, initrd) = run(&["--net", "none", "--file", &hosts_arg]);
     assert!(!args.iter().any(|a| a.contains("net")), "{args:?}");
     assert_eq!(after(&args, "-append").as_deref(), Some(""));
+    assert_eq!(file(&initrd, "etc/resolv.conf"), None);
+    assert_eq!(
+        file(&initrd, "etc/hosts").as_deref(),
+        Some("10.1.1.1 db\n127.0.0.1 localhost\n")
+    );
 }
