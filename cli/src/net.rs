@@ -8,7 +8,8 @@
 //! QEMU arguments ([`Network::qemu_args`]), its kernel command-line words (the
 //! `skiff.ip`/`skiff.gw`/`skiff.dhcp` keys of [`skiff_bootproto::cmdline`]) and the
 //! guest's `/etc/resolv.conf`. [`check_host_ports`] makes sure the host ports can be
-//! bound before QEMU is started.
+//! bound before QEMU is started, and [`Readiness`] turns the guest's `Listening` reports
+//! into the `ready:` lines users and scripts wait for.
 //!
 //! Everything but [`check_host_ports`] and [`check_tap_device`], which look at the host,
 //! is a pure function, pinned by the tests below.
@@ -19,7 +20,7 @@ use std::net::{Ipv4Addr, SocketAddrV4, TcpListener, UdpSocket};
 use std::path::Path;
 use std::str::FromStr;
 
-use skiff_bootproto::{cmdline, Transport};
+use skiff_bootproto::{cmdline, Listening, Transport};
 
 use crate::qemu::Machine;
 
@@ -721,6 +722,37 @@ pub fn host_port_error(port: &PortMapping, error: &std::io::Error) -> String {
     }
 }
 
+/// Which published ports have been announced as ready.
+#[derive(Debug, Default)]
+pub struct Readiness {
+    ports: Vec<(PortMapping, bool)>,
+}
+
+impl Readiness {
+    pub fn new(ports: &[PortMapping]) -> Readiness {
+        Readiness {
+            ports: ports.iter().map(|&p| (p, false)).collect(),
+        }
+    }
+
+    /// The guest started listening on `listening`: the `ready: ...` messages for the
+    /// published ports that forward there and were not announced yet (each is
+    /// announced once, however often the guest reports its port).
+    pub fn listening(&mut self, listening: Listening) -> Vec<String> {
+        let mut lines = Vec::new();
+        for (port, announced) in &mut self.ports {
+            if !*announced
+                && port.guest_port == listening.port
+                && port.transport == listening.transport
+            {
+                *announced = true;
+                lines.push(format!("ready: {}", port.describe()));
+            }
+        }
+        lines
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1109,6 +1141,35 @@ mod tests {
             "net = \"tap:tap0\" needs the guest's address: ip = \"A.B.C.D/N\" (with gateway \
              = \"A.B.C.D\"), or dhcp = true"
         );
+    }
+
+    #[test]
+    fn ready_lines_once_per_published_port() {
+        let mut ready = Readiness::new(&[port("8080:80"), port("8443:80"), port("5353:53/udp")]);
+        let tcp = |port| Listening {
+            transport: Transport::Tcp,
+            port,
+        };
+        let udp = |port| Listening {
+            transport: Transport::Udp,
+            port,
+        };
+        assert!(ready.listening(udp(80)).is_empty());
+        assert!(ready.listening(tcp(53)).is_empty());
+        assert!(ready.listening(tcp(8080)).is_empty());
+        assert_eq!(
+            ready.listening(tcp(80)),
+            [
+                "ready: 127.0.0.1:8080 -> guest port 80/tcp",
+                "ready: 127.0.0.1:8443 -> guest port 80/tcp"
+            ]
+        );
+        assert!(ready.listening(tcp(80)).is_empty());
+        assert_eq!(
+            ready.listening(udp(53)),
+            ["ready: 127.0.0.1:5353 -> guest port 53/udp"]
+        );
+        assert!(ready.listening(udp(53)).is_empty());
     }
 
     #[test]

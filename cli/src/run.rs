@@ -184,6 +184,7 @@ fn prepare_and_run(args: RunArgs) -> Result<u8, Failure> {
         verbose: args.verbose,
         timing: args.timing,
         timeout: args.timeout.filter(|t| !t.is_zero()),
+        published: plan.network.ports.clone(),
         events,
     };
     let status = session.run();

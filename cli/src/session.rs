@@ -32,6 +32,7 @@ use std::time::{Duration, Instant};
 use skiff_bootproto::{frame_header, ExitReport, FrameDecoder, HostTag, MAGIC};
 
 use crate::console::{ConsoleRecord, FrameRouter, RouteError};
+use crate::net::PortMapping;
 use crate::status::{self, outcome_of, STATUS_SKIFF_FAILED, STATUS_TIMED_OUT};
 
 /// Largest stdin chunk sent in one frame.
@@ -61,6 +62,8 @@ pub struct Session {
     pub verbose: bool,
     pub timing: bool,
     pub timeout: Option<Duration>,
+    /// Published ports, announced with a `ready:` line once the guest listens on them.
+    pub published: Vec<PortMapping>,
     /// Where the helper threads report; created (with the signal watcher) before any
     /// work starts, so that a Ctrl-C during packing is handled too.
     pub events: EventChannel,
@@ -162,7 +165,9 @@ impl Session {
             let state = console_state.clone();
             let events = events.clone();
             let verbose = self.verbose;
-            thread::spawn(move || read_console(qemu_out, verbose, record, state, events, ready_tx));
+            let router = FrameRouter::new(io::stdout(), io::stderr(), verbose, record)
+                .with_published_ports(&self.published);
+            thread::spawn(move || read_console(qemu_out, router, state, events, ready_tx));
         }
         thread::spawn(move || forward_stdin(io::stdin(), qemu_in, stdin_keeper_tx, ready_rx));
         {
@@ -378,14 +383,12 @@ fn watch_signals(events: Sender<Event>) -> io::Result<()> {
 
 fn read_console(
     mut qemu_out: impl Read,
-    verbose: bool,
-    record: Arc<Mutex<ConsoleRecord>>,
+    mut router: FrameRouter<io::Stdout, io::Stderr>,
     state: Arc<Mutex<ConsoleState>>,
     events: Sender<Event>,
     guest_ready: Sender<()>,
 ) {
     let mut guest_ready = Some(guest_ready);
-    let mut router = FrameRouter::new(io::stdout(), io::stderr(), verbose, record);
     let mut decoder = FrameDecoder::after_magic();
     let mut buffer = vec![0u8; 64 * 1024];
     let mut exited = false;

@@ -4,7 +4,7 @@
 //! kernel. The kernel file is any file: the fakes ignore it.
 
 use std::fs;
-use std::io::{Read, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
@@ -583,6 +583,62 @@ fn usage_errors_are_125_and_help_is_0() {
 fn free_port() -> u16 {
     let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     probe.local_addr().unwrap().port()
+}
+
+#[test]
+fn ready_line_appears_once_the_guest_listens_on_a_published_port() {
+    let fixture = Fixture::new();
+    let go_on = fixture.path("go-on");
+    // The guest reports listening on the wrong protocol, then on an unpublished port,
+    // then twice on the published one; it then waits for the test to have seen the
+    // ready line, so the line must be printed while the VM runs, not at its end.
+    let qemu = fixture.qemu(&format!(
+        r#"
+preamble();
+frame(2, "starting\n");
+frame(6, pack("Cv", 17, 80));
+frame(6, pack("Cv", 6, 81));
+frame(6, pack("Cv", 6, 80));
+frame(6, pack("Cv", 6, 80));
+for (1 .. 2000) {{ last if -e '{}'; select(undef, undef, undef, 0.01); }}
+frame(2, "serving\n");
+frame(4, "\x00\x00");
+exit 33;
+"#,
+        go_on.display()
+    ));
+    let port = free_port();
+    let mut child = fixture
+        .command(&qemu, &["-p", &format!("{port}:80")], &[])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut seen = Vec::new();
+    loop {
+        let mut line = String::new();
+        assert!(
+            stderr.read_line(&mut line).unwrap() > 0,
+            "no ready line in {seen:?}"
+        );
+        seen.push(line.clone());
+        if line.starts_with("skiff: ready: ") {
+            break;
+        }
+    }
+    fs::write(&go_on, b"").unwrap();
+    let mut rest = String::new();
+    stderr.read_to_string(&mut rest).unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0), "{seen:?} {rest}");
+    assert_eq!(
+        seen,
+        [
+            "starting\n".to_string(),
+            format!("skiff: ready: 127.0.0.1:{port} -> guest port 80/tcp\n")
+        ]
+    );
+    assert_eq!(rest, "serving\n");
 }
 
 #[test]
