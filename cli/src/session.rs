@@ -540,20 +540,48 @@ fn show_unshown_log(record: &ConsoleRecord) {
     }
 }
 
-/// An explanation of QEMU's own error messages where they are cryptic: a volume image
-/// that another process has locked makes QEMU fail with "Failed to get "write" lock"
-/// (another VM holds it) or "Failed to lock byte 100" (a skiff volume command holds it).
+/// Explanations of QEMU's own error messages where they are cryptic: the words that
+/// identify the message (all must appear in one line), and what to tell the user.
+const QEMU_HINTS: &[(&[&str], &str)] = &[
+    // A volume image another process has locked: another VM ("write" lock) or a skiff
+    // volume command ("lock byte").
+    (&["Failed to get \"write\" lock"], VOLUME_IN_USE),
+    (&["Failed to lock byte"], VOLUME_IN_USE),
+    // skiff checked the host port just before; something took it in between.
+    (
+        &["Could not set up host forwarding rule"],
+        "a published host port was taken by another program after skiff checked it; \
+         run again, or publish on another host port",
+    ),
+    (
+        &[
+            "could not configure /dev/net/tun",
+            "Device or resource busy",
+        ],
+        "the tap device is in use by another VM; each VM needs a tap device of its own",
+    ),
+    (
+        &[
+            "could not configure /dev/net/tun",
+            "Operation not permitted",
+        ],
+        "this user may not attach to the tap device; create it for this user: \
+         ip tuntap add dev NAME mode tap user $USER",
+    ),
+];
+
+const VOLUME_IN_USE: &str = "a volume image is in use by another VM or skiff command (QEMU \
+    could not lock it); a volume can be used by one VM at a time: stop the other user or \
+    give this run another volume file";
+
+/// An explanation of QEMU's error messages in `lines`, if one of them is cryptic.
 pub fn qemu_failure_hint<'a>(lines: impl IntoIterator<Item = &'a String>) -> Option<&'static str> {
-    lines
-        .into_iter()
-        .any(|line| {
-            line.contains("Failed to get \"write\" lock") || line.contains("Failed to lock byte")
-        })
-        .then_some(
-            "a volume image is in use by another VM or skiff command (QEMU could not lock it); \
-             a volume can be used by one VM at a time: stop the other user or give this run \
-             another volume file",
-        )
+    lines.into_iter().find_map(|line| {
+        QEMU_HINTS
+            .iter()
+            .find(|(needles, _)| needles.iter().all(|needle| line.contains(needle)))
+            .map(|(_, hint)| *hint)
+    })
 }
 
 /// QEMU's exit status in words. With `isa-debug-exit`, status `(v << 1) | 1` means the
@@ -647,6 +675,27 @@ mod tests {
         let byte = lines(&["qemu-system-x86_64: -drive id=vol0: Failed to lock byte 100"]);
         assert!(qemu_failure_hint(&byte).is_some());
         assert!(qemu_failure_hint(&lines(&["qemu: fatal: triple fault"])).is_none());
+    }
+
+    #[test]
+    fn network_failures_are_explained() {
+        let hint = |line: &str| qemu_failure_hint(&[line.to_string()]);
+        let forward = hint(
+            "qemu-system-x86_64: -netdev user,id=n0,hostfwd=tcp:127.0.0.1:8080-:80: Could not \
+             set up host forwarding rule 'tcp:127.0.0.1:8080-:80'",
+        );
+        assert!(forward.unwrap().contains("taken by another program"));
+        let busy = hint(
+            "qemu-system-x86_64: -netdev tap,id=n0,ifname=tap0,script=no,downscript=no: could \
+             not configure /dev/net/tun (tap0): Device or resource busy",
+        );
+        assert!(busy.unwrap().contains("in use by another VM"));
+        let denied = hint("could not configure /dev/net/tun (tap0): Operation not permitted");
+        assert!(denied.unwrap().contains("user $USER"));
+        assert_eq!(
+            hint("could not configure /dev/net/tun (tap0): No such device"),
+            None
+        );
     }
 
     #[test]
