@@ -87,8 +87,11 @@ host's, else linux); -e entries replace these.
 An image directory (from skiff build) boots with its own kernel, initrd and settings.
 -m, --machine, --accel, --timeout, --kernel, --verbose and --timing override them;
 arguments after the image replace its arguments; -e overrides its environment key by
-key; --file adds files; --volume adds volumes after the image's own; the network
-options replace the image's network.
+key; --file adds files; --volume adds volumes after the image's own. Each -p is added
+to the image's ports, replacing one with the same guest port and protocol or the same
+host port; --net replaces the image's network (another kind of network drops the
+image's ports, address and DNS servers); --ip/--gateway/--dhcp and --dns replace the
+image's.
 
 Networking: by default the guest has QEMU user networking (10.0.2.15/24, gateway
 10.0.2.2, DNS 10.0.2.3) and can connect out; -p publishes its ports on the host.
@@ -144,11 +147,14 @@ The manifest (skiff.toml; host paths are relative to its directory):
   memory = \"256M\"               # default 512M
   cpus = 1                      # only 1 today
   machine = \"microvm\"           # or q35
+  net = \"user\"                  # or none or tap:IFNAME (as --net)
+  ports = [\"8080:80\"]           # published ports (as -p)
+  dns = [\"10.0.2.3\"]            # as --dns; and ip, gateway, dhcp as --ip, --gateway, --dhcp
 
 The image directory holds kernel (a copy of the kernel image), initrd.cpio and run.toml
-(memory, cpus, machine and volumes with absolute host paths). The initrd is
-reproducible: the same inputs give the same bytes (sorted entries, owner root, every
-time $SOURCE_DATE_EPOCH or 0, permissions 0755/0644).
+(memory, cpus, machine, the manifest's network settings, and volumes with absolute host
+paths). The initrd is reproducible: the same inputs give the same bytes (sorted
+entries, owner root, every time $SOURCE_DATE_EPOCH or 0, permissions 0755/0644).
 
 Examples:
   skiff build                        (./skiff.toml → ./<program>.skiff)
@@ -157,7 +163,8 @@ Examples:
 
 const INSPECT_AFTER_HELP: &str = "\
 Prints the program, its arguments and environment, the VM settings, the volumes, the
-sizes of the kernel and initrd, and every initrd entry (mode, size, guest path).";
+network and published ports, the sizes of the kernel and initrd, and every initrd entry
+(mode, size, guest path).";
 
 const VOLUME_AFTER_HELP: &str = "\
 A volume is a raw disk image with one FAT filesystem, mounted in the guest with

@@ -3,8 +3,9 @@
 //! DNS servers it is told about.
 //!
 //! Settings arrive from three places (a manifest, an image's `run.toml`, the command
-//! line) as [`NetSettings`], where everything is optional; [`NetSettings::resolve`]
-//! fills in the defaults and checks the combination, giving a [`Network`]. A `Network` knows its
+//! line) as [`NetSettings`], where everything is optional; [`NetSettings::overlay`]
+//! applies the command line to an image's, and [`NetSettings::resolve`] fills in the
+//! defaults and checks the combination, giving a [`Network`]. A `Network` knows its
 //! QEMU arguments ([`Network::qemu_args`]), its kernel command-line words (the
 //! `skiff.ip`/`skiff.gw`/`skiff.dhcp` keys of [`skiff_bootproto::cmdline`]) and the
 //! guest's `/etc/resolv.conf`. [`check_host_ports`] makes sure the host ports can be
@@ -65,6 +66,13 @@ pub enum NetMode {
     None,
     /// An existing tap device on the host (the guest is on that device's network).
     Tap(String),
+}
+
+impl NetMode {
+    /// The same kind of network (`tap:a` and `tap:b` are both taps).
+    fn same_kind(&self, other: &NetMode) -> bool {
+        std::mem::discriminant(self) == std::mem::discriminant(other)
+    }
 }
 
 impl fmt::Display for NetMode {
@@ -403,12 +411,53 @@ impl NetSettings {
         }
     }
 
+    /// Whether nothing chose or implied a network, so [`DEFAULT_MODE`] applies.
+    pub fn uses_default_mode(&self) -> bool {
+        self.mode.is_none() && !self.implies_user()
+    }
+
     fn implies_user(&self) -> bool {
         !self.ports.is_empty() || !self.dns.is_empty() || self.dhcp
     }
 
     fn has_address(&self) -> bool {
         self.ip.is_some() || self.gateway.is_some() || self.dhcp
+    }
+
+    /// An image's settings with the command line's (`self`) applied:
+    ///
+    /// * `--net` replaces the image's network. When it changes the kind of network
+    ///   (user, none, tap), the image's published ports, address and DNS servers are
+    ///   dropped: they were meant for its own network.
+    /// * `--ip`, `--gateway` and `--dhcp` replace the image's address settings as a
+    ///   group; `--dns` replaces its name servers.
+    /// * each `-p` is added, replacing any image port with the same guest port and
+    ///   protocol or the same host port (`-p 9090:80` moves the image's `8080:80`).
+    pub fn overlay(&self, image: &NetSettings) -> NetSettings {
+        let mut merged = image.clone();
+        if let Some(mode) = &self.mode {
+            if !mode.same_kind(&image.effective_mode()) {
+                merged = NetSettings::default();
+            }
+            merged.mode = Some(mode.clone());
+        }
+        if self.has_address() {
+            merged.ip = self.ip;
+            merged.gateway = self.gateway;
+            merged.dhcp = self.dhcp;
+        }
+        if !self.dns.is_empty() {
+            merged.dns = self.dns.clone();
+        }
+        for port in &self.ports {
+            let same_guest_port =
+                |p: &PortMapping| p.transport == port.transport && p.guest_port == port.guest_port;
+            merged
+                .ports
+                .retain(|p| !same_guest_port(p) && !p.shares_host_socket(port));
+            merged.ports.push(*port);
+        }
+        merged
     }
 
     /// Apply the defaults and check that the settings make sense together. `source`
@@ -1141,6 +1190,73 @@ mod tests {
             "net = \"tap:tap0\" needs the guest's address: ip = \"A.B.C.D/N\" (with gateway \
              = \"A.B.C.D\"), or dhcp = true"
         );
+    }
+
+    #[test]
+    fn command_line_over_image() {
+        let image = NetSettings {
+            ports: vec![port("8080:80"), port("5353:53/udp"), port("2222:22")],
+            dns: vec![Ipv4Addr::new(1, 1, 1, 1)],
+            ..settings(Some("user"))
+        };
+        // -p adds, and replaces the image's mapping of the same guest port or host port.
+        let cli = NetSettings {
+            ports: vec![port("9090:80"), port("2222:2200"), port("7000:7")],
+            ..NetSettings::default()
+        };
+        let merged = cli.overlay(&image);
+        let shown: Vec<String> = merged.ports.iter().map(|p| p.to_string()).collect();
+        assert_eq!(
+            shown,
+            [
+                "127.0.0.1:5353:53/udp",
+                "127.0.0.1:9090:80/tcp",
+                "127.0.0.1:2222:2200/tcp",
+                "127.0.0.1:7000:7/tcp"
+            ]
+        );
+        assert_eq!(merged.dns, image.dns);
+        assert_eq!(merged.mode, Some(NetMode::User));
+        // Nothing on the command line: the image's settings as they are.
+        assert_eq!(NetSettings::default().overlay(&image), image);
+        // --dns replaces the image's servers.
+        let cli = NetSettings {
+            dns: vec![USER_DNS],
+            ..NetSettings::default()
+        };
+        assert_eq!(cli.overlay(&image).dns, [USER_DNS]);
+        // Another kind of network drops what was meant for the image's own.
+        let none = settings(Some("none")).overlay(&image);
+        assert_eq!(none, settings(Some("none")));
+        assert!(none.resolve(Source::CommandLine).is_ok());
+        let tap = NetSettings {
+            dhcp: true,
+            ..settings(Some("tap:tap0"))
+        }
+        .overlay(&image);
+        assert!(tap.ports.is_empty() && tap.dns.is_empty() && tap.dhcp);
+        // An image whose ports imply user networking keeps them under --net user.
+        let implied = NetSettings {
+            mode: None,
+            ..image.clone()
+        };
+        let kept = settings(Some("user")).overlay(&implied);
+        assert_eq!(kept.ports, image.ports);
+        // The address settings are replaced as a group.
+        let image_tap = NetSettings {
+            ip: Some("10.0.0.2/24".parse().unwrap()),
+            gateway: Some(Ipv4Addr::new(10, 0, 0, 1)),
+            ..settings(Some("tap:tap0"))
+        };
+        let cli = NetSettings {
+            dhcp: true,
+            ..NetSettings::default()
+        };
+        let merged = cli.overlay(&image_tap);
+        assert_eq!((merged.ip, merged.gateway, merged.dhcp), (None, None, true));
+        assert!(merged.resolve(Source::CommandLine).is_ok());
+        let other_tap = settings(Some("tap:tap1")).overlay(&image_tap);
+        assert_eq!(other_tap.ip, image_tap.ip);
     }
 
     #[test]

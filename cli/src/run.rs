@@ -11,9 +11,9 @@
 //!   override or add to the image's settings; program arguments after the image replace
 //!   the image's arguments (argv[1..]); `-e` entries override the image's environment
 //!   key by key; `--file`s are added; `--volume`s are attached after the image's own;
-//!   the network options decide its network. When any of these changes the guest's
-//!   files, a modified copy of the initrd is written to a temporary file; the image
-//!   itself is never changed.
+//!   the network options apply over the image's ([`NetSettings::overlay`]). When any of
+//!   these changes the guest's files, a modified copy of the initrd is written to a
+//!   temporary file; the image itself is never changed.
 //!
 //! Published host ports are checked to be free just before QEMU starts.
 
@@ -29,7 +29,7 @@ use crate::image::{self, Image, VolumeSpec};
 use crate::initrd::{self, ImageSpec, InitrdTree};
 use crate::locate;
 use crate::manifest::same_file;
-use crate::net::{self, NetMode, Network, Source};
+use crate::net::{self, NetMode, NetSettings, Network, Source};
 use crate::options;
 use crate::qemu::{self, Machine, VmConfig};
 use crate::session::{say, EventChannel, Session};
@@ -246,10 +246,7 @@ fn plan_image(args: &RunArgs, dir: &Path) -> Result<Plan, Failure> {
         Some(_) => find_kernel(args.kernel.as_deref()).map_err(Failure::skiff)?,
         None => image.kernel(),
     };
-    let network = args
-        .net_settings()
-        .resolve(Source::CommandLine)
-        .map_err(Failure::skiff)?;
+    let network = network_for_image(args, &image.network)?;
     let (entries, config) = image.read_initrd().map_err(Failure::skiff)?;
     let mut volume_specs = image.volumes.clone();
     volume_specs.extend(args.volumes.iter().map(volume_spec));
@@ -291,6 +288,20 @@ fn plan_image(args: &RunArgs, dir: &Path) -> Result<Plan, Failure> {
         volumes,
         network,
     })
+}
+
+/// The network of an image run: the command line's options over the image's settings.
+fn network_for_image(args: &RunArgs, image: &NetSettings) -> Result<Network, Failure> {
+    let merged = args.net_settings().overlay(image);
+    if args.verbose {
+        for port in image.ports.iter().filter(|p| !merged.ports.contains(p)) {
+            say(&format!(
+                "not publishing the image's {} (the command line replaces it)",
+                port.describe()
+            ));
+        }
+    }
+    merged.resolve(Source::CommandLine).map_err(Failure::skiff)
 }
 
 /// The image's run configuration with the command line's arguments, environment and
