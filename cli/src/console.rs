@@ -3,14 +3,17 @@
 //! [`FrameRouter`] takes decoded [`skiff_bootproto`] frames: application stdout goes to
 //! our stdout byte for byte (flushed per frame, so interactive programs work), stderr to
 //! our stderr, kernel log lines to stderr as `skiff: kernel: ...` when they matter, and
-//! the timing and exit reports are kept for the caller. It is generic over its writers so
-//! the routing rules are unit-tested without a VM.
+//! the timing and exit reports are kept for the caller, and a published port the guest
+//! starts listening on is announced on stderr (`skiff: ready: ...`, once per port). It
+//! is generic over its writers so the routing rules are unit-tested without a VM.
 
 use std::collections::VecDeque;
 use std::io::{self, Write};
 use std::sync::{Arc, Mutex};
 
 use skiff_bootproto::{BootTiming, ExitReport, Frame, GuestTag, Listening, LogLevel};
+
+use crate::net::{transport_name, PortMapping, Readiness};
 
 /// How many recent kernel log lines are kept to explain a failed run.
 pub const RECENT_LOG_LINES: usize = 50;
@@ -50,6 +53,7 @@ pub struct FrameRouter<O: Write, E: Write> {
     stderr: E,
     verbose: bool,
     record: Arc<Mutex<ConsoleRecord>>,
+    readiness: Readiness,
 }
 
 impl<O: Write, E: Write> FrameRouter<O, E> {
@@ -59,7 +63,14 @@ impl<O: Write, E: Write> FrameRouter<O, E> {
             stderr,
             verbose,
             record,
+            readiness: Readiness::default(),
         }
+    }
+
+    /// Announce these published ports when the guest starts listening on them.
+    pub fn with_published_ports(mut self, ports: &[PortMapping]) -> Self {
+        self.readiness = Readiness::new(ports);
+        self
     }
 
     /// Handle one frame. Returns the exit report when the frame is the final one.
@@ -94,7 +105,7 @@ impl<O: Write, E: Write> FrameRouter<O, E> {
                 self.lock_record().timing = timing;
             }
             Some(GuestTag::Listening) => match Listening::decode(&frame.payload) {
-                Some(l) => self.lock_record().listening.push(l),
+                Some(listening) => self.listening(listening),
                 None => self.note("ignoring a malformed listening report from the guest"),
             },
             Some(GuestTag::Exit) => {
@@ -118,6 +129,24 @@ impl<O: Write, E: Write> FrameRouter<O, E> {
             }
         }
         Ok(None)
+    }
+
+    /// The application listens on a port: say so for each published port that now
+    /// forwards to a listener (the line scripts wait for), and record it.
+    fn listening(&mut self, listening: Listening) {
+        let announcements = self.readiness.listening(listening);
+        if announcements.is_empty() && self.verbose {
+            self.note(&format!(
+                "the guest listens on port {}/{}",
+                listening.port,
+                transport_name(listening.transport)
+            ));
+        }
+        for line in &announcements {
+            self.note(line);
+        }
+        let _ = self.stderr.flush();
+        self.lock_record().listening.push(listening);
     }
 
     fn log(&mut self, payload: &[u8]) {
@@ -160,7 +189,7 @@ impl<O: Write, E: Write> FrameRouter<O, E> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use skiff_bootproto::{encode_frame, FrameDecoder, MAGIC};
+    use skiff_bootproto::{encode_frame, FrameDecoder, Transport, MAGIC};
 
     fn frame(tag: GuestTag, payload: &[u8]) -> Frame {
         Frame {
@@ -262,7 +291,7 @@ mod tests {
     }
 
     #[test]
-    fn unknown_and_pacing_frames_are_ignored() {
+    fn unknown_frames_are_ignored() {
         let mut r = router(false);
         assert!(r
             .route(&Frame {
@@ -273,12 +302,52 @@ mod tests {
             .is_none());
         assert!(r
             .route(&Frame {
-                tag: 6,
+                tag: 7,
                 payload: Vec::new()
             })
             .unwrap()
             .is_none());
         assert!(r.stdout.is_empty() && r.stderr.is_empty());
+    }
+
+    fn listening(transport: Transport, port: u16) -> Frame {
+        frame(GuestTag::Listening, &Listening { transport, port }.encode())
+    }
+
+    #[test]
+    fn published_ports_are_announced_once_when_listened_on() {
+        let ports: Vec<PortMapping> = ["8080:80", "5353:53/udp"]
+            .iter()
+            .map(|p| p.parse().unwrap())
+            .collect();
+        let mut r = router(false).with_published_ports(&ports);
+        r.route(&frame(GuestTag::Stderr, b"starting\n")).unwrap();
+        r.route(&listening(Transport::Udp, 80)).unwrap();
+        r.route(&listening(Transport::Tcp, 81)).unwrap();
+        assert_eq!(r.stderr, b"starting\n", "nothing is ready yet");
+        r.route(&listening(Transport::Tcp, 80)).unwrap();
+        r.route(&listening(Transport::Tcp, 80)).unwrap();
+        r.route(&listening(Transport::Udp, 53)).unwrap();
+        assert_eq!(
+            String::from_utf8(r.stderr.clone()).unwrap(),
+            "starting\n\
+             skiff: ready: 127.0.0.1:8080 -> guest port 80/tcp\n\
+             skiff: ready: 127.0.0.1:5353 -> guest port 53/udp\n"
+        );
+        assert_eq!(r.record.lock().unwrap().listening.len(), 5);
+        assert!(r.stdout.is_empty());
+    }
+
+    #[test]
+    fn unpublished_and_malformed_listening_reports() {
+        let mut r = router(false);
+        r.route(&listening(Transport::Tcp, 80)).unwrap();
+        assert!(r.stderr.is_empty());
+        r.route(&frame(GuestTag::Listening, b"\x06\x50")).unwrap();
+        assert!(String::from_utf8_lossy(&r.stderr).contains("malformed listening report"));
+        let mut r = router(true);
+        r.route(&listening(Transport::Tcp, 6379)).unwrap();
+        assert_eq!(r.stderr, b"skiff: the guest listens on port 6379/tcp\n");
     }
 
     struct ClosedPipe;

@@ -15,6 +15,8 @@
 //! memory = "256M"
 //! cpus = 1
 //! machine = "microvm"
+//! net = "user"                     # the network keys only as the manifest gave them
+//! ports = ["127.0.0.1:8080:80/tcp"]
 //!
 //! [[volumes]]
 //! file = "/home/me/app/data.img"   # absolute host path
@@ -24,7 +26,9 @@
 //!
 //! The program, its arguments, environment and working directory live in the initrd's
 //! run configuration (`/.skiff/run`), which is also what the kernel reads; the volume
-//! records there match `run.toml`'s volumes in order.
+//! records there match `run.toml`'s volumes in order. The network keys are the
+//! manifest's as written (ports in their full form): the defaults of the skiff that
+//! runs the image fill in the rest.
 
 use std::fs;
 use std::io::{self, BufWriter, Write};
@@ -37,6 +41,7 @@ use crate::cpio::reader::{read_archive, ReadEntry};
 use crate::cpio::{S_IFDIR, S_IFLNK};
 use crate::initrd::{self, describe_io, ImageSpec};
 use crate::manifest::{self, Manifest};
+use crate::net::{GuestAddress, NetSettings, Source};
 use crate::options::{self, format_size, format_size_approx};
 use crate::qemu::{shell_words, Machine};
 
@@ -60,6 +65,22 @@ pub struct RunFile {
     pub memory: String,
     pub cpus: u32,
     pub machine: Machine,
+    /// `user`, `none` or `tap:IFNAME`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub net: Option<String>,
+    /// Published ports, `HOST_IP:HOST_PORT:GUEST_PORT/PROTOCOL`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ports: Vec<String>,
+    /// Name servers for the guest's resolv.conf.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dns: Vec<String>,
+    /// The guest's address on a tap network, `A.B.C.D/N`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway: Option<String>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub dhcp: bool,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub volumes: Vec<RunVolume>,
 }
@@ -95,6 +116,8 @@ pub struct Image {
     pub memory: u64,
     /// `run.volumes`, resolved.
     pub volumes: Vec<VolumeSpec>,
+    /// The network keys of `run.toml`, parsed and checked.
+    pub network: NetSettings,
 }
 
 /// Whether `path` is an image directory (a directory with a `run.toml`).
@@ -157,11 +180,13 @@ impl Image {
                 size,
             });
         }
+        let network = network_of(&run).map_err(|e| format!("{}: {e}", run_path.display()))?;
         Ok(Image {
             dir: dir.to_path_buf(),
             run,
             memory,
             volumes,
+            network,
         })
     }
 
@@ -182,6 +207,42 @@ impl Image {
             initrd::run_config_in(&entries).map_err(|e| format!("{}: {e}", path.display()))?;
         Ok((entries, config))
     }
+}
+
+/// The network settings of `run.toml`, parsed and checked as a manifest's are.
+fn network_of(run: &RunFile) -> Result<NetSettings, String> {
+    fn parse<T: std::str::FromStr>(key: &str, text: &str) -> Result<T, String>
+    where
+        T::Err: std::fmt::Display,
+    {
+        text.parse().map_err(|e| format!("{key}: {e}"))
+    }
+    let address = |key: &str, text: &str| {
+        parse::<std::net::Ipv4Addr>(key, text)
+            .map_err(|_| format!("{key}: '{text}' is not an IPv4 address"))
+    };
+    let settings = NetSettings {
+        mode: run.net.as_deref().map(|t| parse("net", t)).transpose()?,
+        ports: run
+            .ports
+            .iter()
+            .map(|t| parse("ports", t))
+            .collect::<Result<_, _>>()?,
+        ip: run.ip.as_deref().map(|t| parse("ip", t)).transpose()?,
+        gateway: run
+            .gateway
+            .as_deref()
+            .map(|t| address("gateway", t))
+            .transpose()?,
+        dhcp: run.dhcp,
+        dns: run
+            .dns
+            .iter()
+            .map(|t| address("dns", t))
+            .collect::<Result<_, _>>()?,
+    };
+    settings.resolve(Source::Manifest)?;
+    Ok(settings)
 }
 
 /// Parse `run.toml`, checking the format version before anything else so that an image
@@ -245,11 +306,18 @@ pub fn run_file_of(manifest: &Manifest) -> Result<RunFile, String> {
             size: volume.size.map(format_size),
         });
     }
+    let network = &manifest.network;
     Ok(RunFile {
         format: IMAGE_FORMAT,
         memory: format!("{}M", options::memory_mib(manifest.memory)),
         cpus: manifest.cpus,
         machine: manifest.machine,
+        net: network.mode.as_ref().map(ToString::to_string),
+        ports: network.ports.iter().map(ToString::to_string).collect(),
+        dns: network.dns.iter().map(ToString::to_string).collect(),
+        ip: network.ip.map(|ip| ip.to_string()),
+        gateway: network.gateway.map(|gateway| gateway.to_string()),
+        dhcp: network.dhcp,
         volumes,
     })
 }
@@ -268,7 +336,12 @@ pub fn default_output(manifest: &Manifest) -> PathBuf {
 /// Build the image a manifest describes. `program` is the checked program's bytes.
 pub fn build(request: &BuildRequest, manifest: &Manifest, program: &[u8]) -> Result<Built, String> {
     let mounts: Vec<Vec<u8>> = manifest.volumes.iter().map(|v| v.mount.clone()).collect();
+    let network = manifest
+        .network
+        .resolve(Source::Manifest)
+        .map_err(|e| format!("{}: {e}", manifest.path.display()))?;
     let spec = ImageSpec {
+        network: &network,
         program,
         exe: manifest.exe.clone(),
         args: &manifest.args,
@@ -445,6 +518,34 @@ pub fn inspect(dir: &Path, out: &mut dyn Write) -> Result<(), String> {
     if image.volumes.is_empty() {
         line("volumes", "(none)".into());
     }
+    let network = image.network.resolve(Source::Manifest)?;
+    let chosen = if image.network.uses_default_mode() {
+        " (default)"
+    } else {
+        ""
+    };
+    line("network", format!("{}{chosen}", network.mode));
+    match network.address {
+        Some(GuestAddress::Static { ip, gateway }) => line(
+            "address",
+            match gateway {
+                Some(gateway) => format!("{ip} via {gateway}"),
+                None => ip.to_string(),
+            },
+        ),
+        Some(GuestAddress::Dhcp) => line("address", "by DHCP".into()),
+        None => {}
+    }
+    if !network.dns.is_empty() {
+        let servers: Vec<String> = network.dns.iter().map(ToString::to_string).collect();
+        line("dns", servers.join(" "));
+    }
+    for (i, port) in network.ports.iter().enumerate() {
+        line(if i == 0 { "ports" } else { "" }, port.describe());
+    }
+    if network.ports.is_empty() {
+        line("ports", "(none)".into());
+    }
     let sized = |bytes: u64| format!("{bytes} bytes ({})", format_size_approx(bytes));
     line("kernel", sized(kernel_bytes));
     line(
@@ -486,6 +587,12 @@ mod tests {
             memory: "256M".into(),
             cpus: 1,
             machine: Machine::Q35,
+            net: Some("user".into()),
+            ports: vec!["127.0.0.1:8080:80/tcp".into(), "0.0.0.0:53:53/udp".into()],
+            dns: vec!["9.9.9.9".into()],
+            ip: None,
+            gateway: None,
+            dhcp: true,
             volumes: vec![RunVolume {
                 file: "/v/data.img".into(),
                 mount: "/data".into(),
@@ -496,12 +603,22 @@ mod tests {
         assert!(text.contains("machine = \"q35\""), "{text}");
         assert!(text.contains("[[volumes]]"), "{text}");
         assert_eq!(parse_run_file(&text).unwrap(), run);
+        let parsed = network_of(&run).unwrap();
+        assert_eq!(parsed.ports.len(), 2);
+        assert_eq!(parsed.dns, [std::net::Ipv4Addr::new(9, 9, 9, 9)]);
+        assert!(parsed.dhcp);
         let bare = RunFile {
             volumes: vec![],
+            net: None,
+            ports: vec![],
+            dns: vec![],
+            dhcp: false,
             ..run
         };
         let text = render_run_file(&bare).unwrap();
-        assert!(!text.contains("volumes"), "{text}");
+        for key in ["volumes", "net", "ports", "dns", "dhcp", "ip", "gateway"] {
+            assert!(!text.contains(key), "{key} in {text}");
+        }
         assert_eq!(parse_run_file(&text).unwrap(), bare);
     }
 
@@ -517,6 +634,16 @@ mod tests {
         let e = parse_run_file("format = 1\nmemory = \"1G\"\ncpus = 1\nmachine = \"q35\"\nx = 1\n")
             .unwrap_err();
         assert!(e.contains("unknown field `x`"), "{e}");
+        let network = |extra: &str| {
+            let text =
+                format!("format = 1\nmemory = \"1G\"\ncpus = 1\nmachine = \"q35\"\n{extra}\n");
+            network_of(&parse_run_file(&text).unwrap()).unwrap_err()
+        };
+        assert!(network("ports = [\"80\"]").starts_with("ports: '80' needs both ports"));
+        assert!(network("net = \"bridge\"").starts_with("net: unknown network"));
+        assert!(network("gateway = \"x\"").starts_with("gateway: 'x' is not an IPv4"));
+        let e = network("net = \"none\"\nports = [\"8080:80\"]");
+        assert!(e.contains("needs a network, but net = \"none\""), "{e}");
     }
 
     #[test]

@@ -5,7 +5,8 @@
 //! needed, a later entry replaces an earlier one at the same path, and a file may not
 //! replace a directory that has contents. [`skiff_image`] lays out what every Skiff guest
 //! gets (`/bin`, `/etc`, `/tmp`, `/root`, a few `/etc` files, the program and its run
-//! configuration) plus the user's `--file`s.
+//! configuration) plus the user's `--file`s; [`settle_etc`] then fits `/etc/resolv.conf`
+//! and `/etc/hosts` to the VM's network.
 //!
 //! The archive is reproducible: the same inputs give the same bytes, whatever the host's
 //! directory order, umask or file times. Entries are sorted by path, inode numbers are
@@ -26,6 +27,7 @@ use skiff_bootproto::{RunConfig, VolumeMount, RUN_CONFIG_PATH};
 
 use crate::cpio::reader::ReadEntry;
 use crate::cpio::{CpioWriter, EntryHeader, S_IFDIR, S_IFLNK, S_IFREG};
+use crate::net::{Network, GENERATED_RESOLV_CONF_MARK};
 use crate::options::FileMapping;
 
 /// The environment variable of the reproducible-builds convention that fixes timestamps.
@@ -178,6 +180,11 @@ impl InitrdTree {
     /// Remove the entry at an absolute guest path (not its children), returning it.
     pub fn remove(&mut self, guest_path: &[u8]) -> Option<Node> {
         self.nodes.remove(key_of(guest_path))
+    }
+
+    /// Whether both trees hold the same entries (paths, permissions, times, contents).
+    pub fn same_entries(&self, other: &InitrdTree) -> bool {
+        self.nodes == other.nodes
     }
 
     /// Number of entries (parents created implicitly included).
@@ -418,6 +425,8 @@ pub struct ImageSpec<'a> {
     /// Absolute, normalized mount points of the volumes, in order: volume `i` is the disk
     /// with serial [`skiff_bootproto::volume_serial`]`(i)`.
     pub volumes: &'a [Vec<u8>],
+    /// The VM's network (for `/etc/resolv.conf`).
+    pub network: &'a Network,
     /// The time of every entry ([`source_date_epoch`]).
     pub mtime: u32,
 }
@@ -430,14 +439,93 @@ pub fn default_exe_path(program_path: &Path) -> Result<Vec<u8>, String> {
     Ok([b"/bin/", name.as_bytes()].concat())
 }
 
-/// Synthesized files every guest gets; `--file`s may replace them.
+/// Synthesized files every guest gets; `--file`s may replace them. (`/etc/resolv.conf`
+/// depends on the network: see [`settle_etc`].)
 const DEFAULT_FILES: &[(&str, &str)] = &[
     ("/etc/passwd", "root:x:0:0:root:/root:/bin/sh\n"),
     ("/etc/group", "root:x:0:\n"),
-    ("/etc/hosts", "127.0.0.1 localhost\n::1 localhost\n"),
+    (HOSTS_PATH, "127.0.0.1 localhost\n::1 localhost\n"),
     ("/etc/hostname", "skiff\n"),
-    ("/etc/resolv.conf", "nameserver 10.0.2.3\n"),
 ];
+
+const HOSTS_PATH: &str = "/etc/hosts";
+const RESOLV_CONF_PATH: &str = "/etc/resolv.conf";
+/// The line `/etc/hosts` must have: programs resolve `localhost` through it (there is
+/// no other resolver for it in the guest).
+const LOCALHOST_LINE: &str = "127.0.0.1 localhost\n";
+
+/// Fit `/etc` to the VM's network once the user's files are in the tree:
+///
+/// * `/etc/resolv.conf` lists the network's DNS servers. A resolv.conf skiff generated
+///   (or none) is replaced by the one for `network`, or removed when the network has no
+///   DNS server; one the user gave is kept, unless DNS servers were asked for
+///   explicitly (`--dns`).
+/// * `/etc/hosts` gets a `127.0.0.1 localhost` line if it has none.
+pub fn settle_etc(tree: &mut InitrdTree, network: &Network) -> Result<(), String> {
+    let resolv_path = RESOLV_CONF_PATH.as_bytes();
+    let generated = match tree.get(resolv_path) {
+        None => true,
+        Some(node) => matches!(&node.content,
+            Content::Bytes(bytes) if bytes.starts_with(GENERATED_RESOLV_CONF_MARK.as_bytes())),
+    };
+    match network.resolv_conf() {
+        Some(contents) if generated || network.dns_explicit => {
+            let node = Node {
+                permissions: 0o644,
+                mtime: tree.mtime,
+                content: Content::Bytes(contents),
+            };
+            tree.insert(resolv_path, node)?;
+        }
+        None if generated => {
+            tree.remove(resolv_path);
+        }
+        _ => {}
+    }
+    ensure_localhost(tree)
+}
+
+/// Add [`LOCALHOST_LINE`] to `/etc/hosts` unless a line already maps `127.0.0.1` to
+/// `localhost` (a hosts file the user gave stays otherwise as it is). A symlink or
+/// directory there is the user's business.
+fn ensure_localhost(tree: &mut InitrdTree) -> Result<(), String> {
+    let path = HOSTS_PATH.as_bytes();
+    let (mut text, permissions, mtime) = match tree.get(path) {
+        None => (Vec::new(), 0o644, tree.mtime),
+        Some(node) => {
+            let text = match &node.content {
+                Content::Bytes(bytes) => bytes.clone(),
+                Content::HostFile { path, .. } => {
+                    fs::read(path).map_err(|e| describe_io(path, &e))?
+                }
+                Content::Directory | Content::Symlink(_) => return Ok(()),
+            };
+            (text, node.permissions, node.mtime)
+        }
+    };
+    if maps_localhost(&text) {
+        return Ok(());
+    }
+    if !text.is_empty() && !text.ends_with(b"\n") {
+        text.push(b'\n');
+    }
+    text.extend_from_slice(LOCALHOST_LINE.as_bytes());
+    let node = Node {
+        permissions,
+        mtime,
+        content: Content::Bytes(text),
+    };
+    tree.insert(path, node)
+}
+
+/// Whether a hosts file has a line `127.0.0.1 ... localhost ...` (comments ignored).
+fn maps_localhost(hosts: &[u8]) -> bool {
+    String::from_utf8_lossy(hosts).lines().any(|line| {
+        let line = line.split('#').next().unwrap_or("");
+        let mut fields = line.split_whitespace();
+        fields.next() == Some("127.0.0.1") && fields.any(|name| name == "localhost")
+    })
+}
 
 /// Whether `path` is `dir` or below it (both absolute and normalized).
 pub fn is_at_or_under(path: &[u8], dir: &[u8]) -> bool {
@@ -568,6 +656,7 @@ pub fn skiff_image(spec: &ImageSpec) -> Result<(InitrdTree, RunConfig), String> 
         tree.add_host_path(&mapping.host, &mapping.guest)
             .map_err(|e| format!("--file {}: {e}", mapping.host.display()))?;
     }
+    settle_etc(&mut tree, spec.network)?;
     if key_of(&spec.exe).is_empty() {
         return Err("the program's guest path cannot be /".into());
     }
@@ -601,6 +690,7 @@ pub fn skiff_image(spec: &ImageSpec) -> Result<(InitrdTree, RunConfig), String> 
 mod tests {
     use super::*;
     use crate::cpio::reader::read_archive;
+    use crate::net::{NetMode, NetSettings, Source};
     use std::os::unix::fs::{symlink, PermissionsExt};
 
     fn archive(tree: &InitrdTree) -> Vec<u8> {
@@ -702,8 +792,21 @@ mod tests {
         ]
     }
 
+    /// Networks as `skiff run` resolves them.
+    fn network(settings: NetSettings) -> &'static Network {
+        Box::leak(Box::new(settings.resolve(Source::CommandLine).unwrap()))
+    }
+
+    fn user_network() -> &'static Network {
+        network(NetSettings {
+            mode: Some(NetMode::User),
+            ..NetSettings::default()
+        })
+    }
+
     fn base_spec<'a>(files: &'a [FileMapping], args: &'a [OsString]) -> ImageSpec<'a> {
         ImageSpec {
+            network: user_network(),
             program: b"\x7fELF pretend",
             exe: b"/bin/prog".to_vec(),
             args,
@@ -747,7 +850,7 @@ mod tests {
         assert_eq!(find(&entries, "etc/hostname").data, b"skiff\n");
         assert_eq!(
             find(&entries, "etc/resolv.conf").data,
-            b"nameserver 10.0.2.3\n"
+            b"# Generated by skiff from the VM's network settings.\nnameserver 10.0.2.3\n"
         );
         assert_eq!(
             find(&entries, "etc/hosts").data,
@@ -792,6 +895,112 @@ mod tests {
         let unsorted = names.clone();
         names.sort();
         assert_eq!(names, unsorted);
+    }
+
+    fn text_at(tree: &InitrdTree, path: &str) -> Option<String> {
+        match &tree.get(path.as_bytes())?.content {
+            Content::Bytes(bytes) => Some(String::from_utf8(bytes.clone()).unwrap()),
+            Content::HostFile { path, .. } => Some(fs::read_to_string(path).unwrap()),
+            other => panic!("{path} is {other:?}"),
+        }
+    }
+
+    fn file_mapping(dir: &Path, name: &str, text: &str, guest: &str) -> FileMapping {
+        fs::write(dir.join(name), text).unwrap();
+        FileMapping {
+            host: dir.join(name),
+            guest: guest.as_bytes().to_vec(),
+        }
+    }
+
+    #[test]
+    fn resolv_conf_follows_the_network() {
+        let dir = crate::tempfiles::test_dir();
+        let none = network(NetSettings {
+            mode: Some(NetMode::None),
+            ..NetSettings::default()
+        });
+        let custom = network(NetSettings {
+            dns: vec!["9.9.9.9".parse().unwrap()],
+            ..NetSettings::default()
+        });
+        let image = |files: &[FileMapping], network: &'static Network| {
+            let spec = ImageSpec {
+                network,
+                ..base_spec(files, &[])
+            };
+            skiff_image(&spec).unwrap().0
+        };
+        // Without a network there is no DNS server to name.
+        let tree = image(&[], none);
+        assert_eq!(text_at(&tree, "/etc/resolv.conf"), None);
+        // The user's own resolv.conf beats the network's default...
+        let mine = [file_mapping(
+            dir.path(),
+            "resolv",
+            "nameserver 8.8.8.8\n",
+            "/etc/resolv.conf",
+        )];
+        let tree = image(&mine, user_network());
+        assert!(matches!(
+            tree.get(b"/etc/resolv.conf").unwrap().content,
+            Content::HostFile { .. }
+        ));
+        // ...but not servers asked for by name.
+        let tree = image(&mine, custom);
+        let text = text_at(&tree, "/etc/resolv.conf").unwrap();
+        assert!(text.ends_with("\nnameserver 9.9.9.9\n"), "{text}");
+
+        // An image's generated resolv.conf follows the network it is run with; the
+        // user's stays.
+        let mut tree = image(&[], user_network());
+        settle_etc(&mut tree, custom).unwrap();
+        assert!(text_at(&tree, "/etc/resolv.conf")
+            .unwrap()
+            .contains("9.9.9.9"));
+        settle_etc(&mut tree, none).unwrap();
+        assert_eq!(text_at(&tree, "/etc/resolv.conf"), None);
+        let mut tree = image(&[], none);
+        tree.insert(
+            b"/etc/resolv.conf",
+            Node {
+                permissions: 0o644,
+                mtime: 0,
+                content: Content::Bytes(b"nameserver 8.8.4.4\n".to_vec()),
+            },
+        )
+        .unwrap();
+        let before = tree.clone();
+        settle_etc(&mut tree, user_network()).unwrap();
+        assert!(tree.same_entries(&before));
+        settle_etc(&mut tree, none).unwrap();
+        assert!(tree.same_entries(&before));
+    }
+
+    #[test]
+    fn hosts_always_maps_localhost() {
+        let dir = crate::tempfiles::test_dir();
+        let hosts = |text: &str| {
+            let files = [file_mapping(dir.path(), "hosts", text, "/etc/hosts")];
+            let tree = skiff_image(&base_spec(&files, &[])).unwrap().0;
+            text_at(&tree, "/etc/hosts").unwrap()
+        };
+        assert_eq!(hosts("10.0.0.5 db\n"), "10.0.0.5 db\n127.0.0.1 localhost\n");
+        assert_eq!(hosts("10.0.0.5 db"), "10.0.0.5 db\n127.0.0.1 localhost\n");
+        assert_eq!(
+            hosts("# 127.0.0.1 localhost\n"),
+            "# 127.0.0.1 localhost\n127.0.0.1 localhost\n"
+        );
+        assert_eq!(
+            hosts("127.0.0.1 localhost.localdomain localhost\n"),
+            "127.0.0.1 localhost.localdomain localhost\n"
+        );
+        assert_eq!(hosts(""), "127.0.0.1 localhost\n");
+        let tree = skiff_image(&base_spec(&[], &[])).unwrap().0;
+        assert_eq!(
+            text_at(&tree, "/etc/hosts").unwrap(),
+            "127.0.0.1 localhost\n::1 localhost\n"
+        );
     }
 
     #[test]

@@ -18,6 +18,7 @@ mod image;
 mod initrd;
 mod locate;
 mod manifest;
+mod net;
 mod options;
 mod qemu;
 mod run;
@@ -28,6 +29,7 @@ mod verbs;
 mod volume;
 
 use std::ffi::OsString;
+use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -36,6 +38,7 @@ use clap::builder::{OsStringValueParser, TypedValueParser};
 use clap::{Args, Parser, Subcommand};
 
 use accel::AccelChoice;
+use net::{Ipv4Cidr, NetMode, NetSettings, PortMapping};
 use options::{EnvArg, FileMapping, VolumeArg};
 use qemu::Machine;
 
@@ -57,6 +60,7 @@ Examples:
   echo 'data' | skiff run ./filter > out.txt
   skiff volume create --size 64M data.img
   skiff run --volume data.img:/data ./app
+  skiff run -p 8080:80 ./httpd
   skiff build && skiff run ./app.skiff
   skiff inspect ./app.skiff";
 
@@ -68,18 +72,32 @@ Examples:
   skiff run --file ./site:/srv/www --file ca.pem:/etc/ssl/ca.pem ./httpd
   skiff run --timeout 10 ./job < input.txt > output.txt
   skiff run --volume data.img:/data:64M ./app
+  skiff run -p 8080:80 -p 5353:53/udp ./server
+  skiff run --net none ./job
+  skiff run --net tap:tap0 --ip 192.168.100.2/24 --gateway 192.168.100.1 ./server
   skiff run ./app.skiff                       (an image made by skiff build)
   skiff run -m 1G ./app.skiff -- --verbose    (arguments replace the image's)
 
 The program runs as root with the working directory /, and sees /bin/<name> (itself),
-/etc (passwd, group, hosts, hostname, resolv.conf), /root and /tmp, plus any --file.
+/etc (passwd, group, hosts, hostname, and resolv.conf when the network has a DNS
+server), /root and /tmp, plus any --file.
 Default environment: PATH=/bin:/usr/bin:/sbin:/usr/sbin, HOME=/root, and TERM (the
 host's, else linux); -e entries replace these.
 
 An image directory (from skiff build) boots with its own kernel, initrd and settings.
 -m, --machine, --accel, --timeout, --kernel, --verbose and --timing override them;
 arguments after the image replace its arguments; -e overrides its environment key by
-key; --file adds files; --volume adds volumes after the image's own.
+key; --file adds files; --volume adds volumes after the image's own. Each -p is added
+to the image's ports, replacing one with the same guest port and protocol or the same
+host port; --net replaces the image's network (another kind of network drops the
+image's ports, address and DNS servers); --ip/--gateway/--dhcp and --dns replace the
+image's.
+
+Networking: by default the guest has QEMU user networking (10.0.2.15/24, gateway
+10.0.2.2, DNS 10.0.2.3) and can connect out; -p publishes its ports on the host.
+Published ports are checked to be free before booting; QEMU then holds them, and a
+connection made before the program listens is closed or reset, so wait for the line
+`skiff: ready: 127.0.0.1:8080 -> guest port 80/tcp` on stderr.
 
 Volumes (--volume FILE:/MOUNT[:SIZE]) are FAT images on virtio-blk disks, mounted at
 MOUNT before the program starts; with SIZE a missing FILE is created first. A volume
@@ -129,11 +147,14 @@ The manifest (skiff.toml; host paths are relative to its directory):
   memory = \"256M\"               # default 512M
   cpus = 1                      # only 1 today
   machine = \"microvm\"           # or q35
+  net = \"user\"                  # or none or tap:IFNAME (as --net)
+  ports = [\"8080:80\"]           # published ports (as -p)
+  dns = [\"10.0.2.3\"]            # as --dns; and ip, gateway, dhcp as --ip, --gateway, --dhcp
 
 The image directory holds kernel (a copy of the kernel image), initrd.cpio and run.toml
-(memory, cpus, machine and volumes with absolute host paths). The initrd is
-reproducible: the same inputs give the same bytes (sorted entries, owner root, every
-time $SOURCE_DATE_EPOCH or 0, permissions 0755/0644).
+(memory, cpus, machine, the manifest's network settings, and volumes with absolute host
+paths). The initrd is reproducible: the same inputs give the same bytes (sorted
+entries, owner root, every time $SOURCE_DATE_EPOCH or 0, permissions 0755/0644).
 
 Examples:
   skiff build                        (./skiff.toml → ./<program>.skiff)
@@ -142,7 +163,8 @@ Examples:
 
 const INSPECT_AFTER_HELP: &str = "\
 Prints the program, its arguments and environment, the VM settings, the volumes, the
-sizes of the kernel and initrd, and every initrd entry (mode, size, guest path).";
+network and published ports, the sizes of the kernel and initrd, and every initrd entry
+(mode, size, guest path).";
 
 const VOLUME_AFTER_HELP: &str = "\
 A volume is a raw disk image with one FAT filesystem, mounted in the guest with
@@ -342,6 +364,49 @@ pub struct RunArgs {
     )]
     pub volumes: Vec<VolumeArg>,
 
+    /// Publish a guest port on the host (repeatable; needs user networking)
+    ///
+    /// HOST_IP defaults to 127.0.0.1 (this host only; 0.0.0.0 means every address), the
+    /// protocol to tcp. Each host port is checked to be free before the VM boots. Once
+    /// the program listens on GUEST_PORT, skiff prints one line on stderr:
+    /// `skiff: ready: 127.0.0.1:8080 -> guest port 80/tcp`. QEMU accepts connections on
+    /// the host port from the start; one made before that line may be closed or reset.
+    #[arg(
+        short = 'p',
+        long = "publish",
+        value_name = "[HOST_IP:]HOST_PORT:GUEST_PORT[/tcp|/udp]"
+    )]
+    pub publish: Vec<PortMapping>,
+
+    /// The VM's network: user, none or tap:IFNAME [default: user, or the image's]
+    ///
+    /// `user` is QEMU user networking: the guest is 10.0.2.15/24 behind NAT (gateway
+    /// 10.0.2.2, DNS 10.0.2.3), can connect out, and is reached through -p. `none`
+    /// gives the VM no network card. `tap:IFNAME` attaches it to an existing tap device;
+    /// give the guest's address with --ip (and --gateway) or --dhcp.
+    #[arg(long = "net", value_name = "MODE")]
+    pub net: Option<NetMode>,
+
+    /// The guest's address on a tap network, e.g. 192.168.100.2/24
+    #[arg(long, value_name = "A.B.C.D/N")]
+    pub ip: Option<Ipv4Cidr>,
+
+    /// The guest's default gateway on a tap network (with --ip)
+    #[arg(long, value_name = "A.B.C.D")]
+    pub gateway: Option<Ipv4Addr>,
+
+    /// Let the guest configure its address by DHCP (a tap network, or user networking)
+    #[arg(long)]
+    pub dhcp: bool,
+
+    /// A DNS server for the guest's /etc/resolv.conf (repeatable, up to 3)
+    ///
+    /// Default: 10.0.2.3 (QEMU's forwarder to the host's resolver) with user
+    /// networking, none otherwise. Replaces any /etc/resolv.conf from --file or the
+    /// image.
+    #[arg(long, value_name = "IP")]
+    pub dns: Vec<Ipv4Addr>,
+
     /// Accelerator
     ///
     /// `auto` uses KVM only when /dev/kvm is usable and backed by kvm_intel or kvm_amd
@@ -406,6 +471,18 @@ impl RunArgs {
         Path::new(&self.command[0])
     }
 
+    /// The network options as settings (applied over an image's, or resolved alone).
+    pub fn net_settings(&self) -> NetSettings {
+        NetSettings {
+            mode: self.net.clone(),
+            ports: self.publish.clone(),
+            ip: self.ip,
+            gateway: self.gateway,
+            dhcp: self.dhcp,
+            dns: self.dns.clone(),
+        }
+    }
+
     /// The program's arguments: the words after it, without a leading `--` separator.
     pub fn program_args(&self) -> &[OsString] {
         match &self.command[1..] {
@@ -465,6 +542,54 @@ mod tests {
         assert!(run.program_args().is_empty() && run.env.is_empty() && run.files.is_empty());
         assert_eq!(run.timeout, None);
         assert!(!run.verbose && !run.timing);
+        assert_eq!(run.net_settings(), NetSettings::default());
+    }
+
+    #[test]
+    fn network_options() {
+        let run = parse(&[
+            "-p",
+            "8080:80",
+            "--publish",
+            "0.0.0.0:5353:53/udp",
+            "--net",
+            "user",
+            "--dns",
+            "9.9.9.9",
+            "--dns",
+            "1.1.1.1",
+            "--dhcp",
+            "./prog",
+            "-p",
+            "1:2",
+        ])
+        .unwrap();
+        let settings = run.net_settings();
+        let ports: Vec<String> = settings.ports.iter().map(|p| p.to_string()).collect();
+        assert_eq!(ports, ["127.0.0.1:8080:80/tcp", "0.0.0.0:5353:53/udp"]);
+        assert_eq!(settings.mode, Some(NetMode::User));
+        assert_eq!(
+            settings.dns,
+            [Ipv4Addr::new(9, 9, 9, 9), Ipv4Addr::new(1, 1, 1, 1)]
+        );
+        assert!(settings.dhcp);
+        // After the program, -p is the program's.
+        assert_eq!(run.program_args(), ["-p", "1:2"]);
+
+        let run = parse(&[
+            "--net",
+            "tap:tap0",
+            "--ip",
+            "192.168.100.2/24",
+            "--gateway",
+            "192.168.100.1",
+            "./prog",
+        ])
+        .unwrap();
+        let settings = run.net_settings();
+        assert_eq!(settings.mode, Some(NetMode::Tap("tap0".into())));
+        assert_eq!(settings.ip.unwrap().to_string(), "192.168.100.2/24");
+        assert_eq!(settings.gateway, Some(Ipv4Addr::new(192, 168, 100, 1)));
     }
 
     #[test]
@@ -545,6 +670,20 @@ mod tests {
         assert!(parse(&["--timeout", "soon", "./p"]).is_err());
         assert!(parse(&["--volume", "d.img", "./p"]).is_err());
         assert!(parse(&[]).is_err());
+        for (args, needle) in [
+            (&["-p", "80", "./p"][..], "'80' needs both ports"),
+            (&["-p", "8080:80/icmp", "./p"], "unknown protocol 'icmp'"),
+            (&["--net", "tap", "./p"], "needs the tap device's name"),
+            (&["--ip", "10.0.0.2", "./p"], "needs a prefix length"),
+            (
+                &["--gateway", "10.0.0", "./p"],
+                "invalid value '10.0.0' for '--gateway",
+            ),
+            (&["--dns", "::1", "./p"], "invalid value '::1' for '--dns"),
+        ] {
+            let e = parse(args).unwrap_err().to_string();
+            assert!(e.contains(needle), "{args:?}: {e}");
+        }
     }
 
     fn parse_any(args: &[&str]) -> Result<CliCommand, clap::Error> {

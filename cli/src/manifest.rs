@@ -23,6 +23,12 @@
 //! memory = "256M"               # default 512M
 //! cpus = 1                      # only 1 today
 //! machine = "microvm"           # or q35
+//! net = "user"                  # or "none" or "tap:IFNAME" (default: see crate::net)
+//! ports = ["8080:80", "5353:53/udp"]  # published as with -p (selects user networking)
+//! dns = ["10.0.2.3"]            # name servers for /etc/resolv.conf (optional)
+//! ip = "192.168.100.2/24"       # with a tap network: the guest's address...
+//! gateway = "192.168.100.1"     # ...and gateway,
+//! dhcp = false                  # or DHCP
 //! ```
 //!
 //! Parsing is strict: an unknown key, a wrong type or a bad value is an error naming the
@@ -38,6 +44,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::initrd::{default_exe_path, describe_io, is_at_or_under};
+use crate::net::{NetSettings, Source};
 use crate::options::{
     self, normalize_guest_path, parse_mount_point, parse_volume_size, EnvArg, FileMapping,
 };
@@ -90,6 +97,12 @@ struct RawVm {
     memory: Option<Spanned<String>>,
     cpus: Option<Spanned<i64>>,
     machine: Option<Spanned<String>>,
+    net: Option<Spanned<String>>,
+    ports: Option<Spanned<Vec<Spanned<String>>>>,
+    dns: Option<Spanned<Vec<Spanned<String>>>>,
+    ip: Option<Spanned<String>>,
+    gateway: Option<Spanned<String>>,
+    dhcp: Option<Spanned<bool>>,
 }
 
 /// A volume of a manifest, resolved.
@@ -123,6 +136,9 @@ pub struct Manifest {
     pub memory: u64,
     pub cpus: u32,
     pub machine: Machine,
+    /// The network settings as written (checked; defaults are applied when the image
+    /// is run, so that an image follows the defaults of the skiff that runs it).
+    pub network: NetSettings,
 }
 
 /// Reports problems as `FILE:LINE: message`.
@@ -408,6 +424,7 @@ pub fn parse(text: &str, file: &Path, dir: &Path) -> Result<Manifest, String> {
         },
         None => Machine::Microvm,
     };
+    let network = network_settings(&raw.vm, &report)?;
 
     Ok(Manifest {
         path: file.to_path_buf(),
@@ -422,7 +439,76 @@ pub fn parse(text: &str, file: &Path, dir: &Path) -> Result<Manifest, String> {
         memory,
         cpus,
         machine,
+        network,
     })
+}
+
+/// Parse a value of `[vm]` with `FromStr`, reporting `vm.KEY: message` at its line.
+fn parse_value<T: std::str::FromStr>(
+    value: &Spanned<String>,
+    key: &str,
+    report: &Reporter,
+) -> Result<T, String>
+where
+    T::Err: std::fmt::Display,
+{
+    value
+        .get_ref()
+        .parse()
+        .map_err(|e| report.at(value.span(), format!("vm.{key}: {e}")))
+}
+
+/// The network keys of `[vm]`, checked one by one and then together.
+fn network_settings(vm: &RawVm, report: &Reporter) -> Result<NetSettings, String> {
+    let list = |values: &Option<Spanned<Vec<Spanned<String>>>>| -> Vec<Spanned<String>> {
+        values
+            .as_ref()
+            .map_or_else(Vec::new, |v| v.get_ref().clone())
+    };
+    let mut settings = NetSettings::default();
+    if let Some(net) = &vm.net {
+        settings.mode = Some(parse_value(net, "net", report)?);
+    }
+    for port in list(&vm.ports) {
+        settings.ports.push(parse_value(&port, "ports", report)?);
+    }
+    for server in list(&vm.dns) {
+        let address = server.get_ref().parse().map_err(|_| {
+            report.at(
+                server.span(),
+                format!("vm.dns: '{}' is not an IPv4 address", server.get_ref()),
+            )
+        })?;
+        settings.dns.push(address);
+    }
+    if let Some(ip) = &vm.ip {
+        settings.ip = Some(parse_value(ip, "ip", report)?);
+    }
+    if let Some(gateway) = &vm.gateway {
+        settings.gateway = Some(gateway.get_ref().parse().map_err(|_| {
+            report.at(
+                gateway.span(),
+                format!("vm.gateway: '{}' is not an IPv4 address", gateway.get_ref()),
+            )
+        })?);
+    }
+    settings.dhcp = vm.dhcp.as_ref().is_some_and(|d| *d.get_ref());
+    // A problem with the combination is reported where the network is chosen (or, when
+    // it is implied, at the first network key).
+    let span = vm
+        .net
+        .as_ref()
+        .map(Spanned::span)
+        .or_else(|| vm.ports.as_ref().map(Spanned::span))
+        .or_else(|| vm.dns.as_ref().map(Spanned::span))
+        .or_else(|| vm.ip.as_ref().map(Spanned::span))
+        .or_else(|| vm.gateway.as_ref().map(Spanned::span))
+        .or_else(|| vm.dhcp.as_ref().map(Spanned::span))
+        .unwrap_or(0..0);
+    settings
+        .resolve(Source::Manifest)
+        .map_err(|e| report.at(span, format!("vm: {e}")))?;
+    Ok(settings)
 }
 
 /// Whether two host paths name the same file: equal paths, or the same inode when both
@@ -446,6 +532,7 @@ pub fn shown(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::net::NetMode;
 
     fn dir() -> crate::tempfiles::TempPath {
         let dir = crate::tempfiles::test_dir();
@@ -487,6 +574,9 @@ mount = "/var/log/"
 memory = "256M"
 cpus = 1
 machine = "q35"
+net = "user"
+ports = ["8080:80", "0.0.0.0:5353:53/udp"]
+dns = ["9.9.9.9"]
 "#;
 
     #[test]
@@ -536,6 +626,33 @@ machine = "q35"
             ]
         );
         assert_eq!((m.memory, m.cpus, m.machine), (256 << 20, 1, Machine::Q35));
+        assert_eq!(m.network.mode, Some(NetMode::User));
+        let ports: Vec<String> = m.network.ports.iter().map(|p| p.to_string()).collect();
+        assert_eq!(ports, ["127.0.0.1:8080:80/tcp", "0.0.0.0:5353:53/udp"]);
+        assert_eq!(m.network.dns, [std::net::Ipv4Addr::new(9, 9, 9, 9)]);
+    }
+
+    #[test]
+    fn tap_network_manifest() {
+        let dir = dir();
+        let m = parse_in(
+            dir.path(),
+            "[program]\npath = \"busybox\"\n[vm]\nnet = \"tap:tap0\"\nip = \"192.168.100.2/24\"\n\
+             gateway = \"192.168.100.1\"\n",
+        )
+        .unwrap();
+        assert_eq!(m.network.mode, Some(NetMode::Tap("tap0".into())));
+        assert_eq!(m.network.ip.unwrap().to_string(), "192.168.100.2/24");
+        assert_eq!(
+            m.network.gateway,
+            Some(std::net::Ipv4Addr::new(192, 168, 100, 1))
+        );
+        let m = parse_in(
+            dir.path(),
+            "[program]\npath = \"busybox\"\n[vm]\nnet = \"tap:tap0\"\ndhcp = true\n",
+        )
+        .unwrap();
+        assert!(m.network.dhcp);
     }
 
     #[test]
@@ -632,6 +749,29 @@ machine = "q35"
             ("[[files]]\nhost = \"nope\"\n", 4, "nope: no such file or directory"),
             ("[[files]]\nhost = \"run.sh\"\nguest = \"rel\"\n", 5, "files.guest must be an absolute"),
             ("[[files]]\nhost = \"../x\"\n", 4, "give files.guest too"),
+            ("[vm]\nports = [\"80\"]\n", 4, "vm.ports: '80' needs both ports"),
+            (
+                "[vm]\nports = [\n  \"8080:80\",\n  \"8080:81\",\n]\n",
+                4,
+                "vm: host port 8080/tcp is published twice",
+            ),
+            ("[vm]\nports = [\n  \"8080:80\",\n  \"x:81\",\n]\n", 6, "vm.ports: 'x:81'"),
+            ("[vm]\nnet = \"bridge\"\n", 4, "vm.net: unknown network 'bridge'"),
+            (
+                "[vm]\nnet = \"none\"\nports = [\"8080:80\"]\n",
+                4,
+                "vm: publishing ports (ports) needs a network, but net = \"none\" gives the VM none",
+            ),
+            ("[vm]\nnet = \"tap:tap0\"\n", 4, "ip = \"A.B.C.D/N\" (with gateway"),
+            ("[vm]\ndns = [\"one\"]\n", 4, "vm.dns: 'one' is not an IPv4 address"),
+            ("[vm]\nip = \"10.0.0.1\"\n", 4, "vm.ip: '10.0.0.1' needs a prefix length"),
+            (
+                "[vm]\nmemory = \"1G\"\nip = \"10.0.0.2/24\"\n",
+                5,
+                "vm: ip and gateway are for net = \"tap:IFNAME\"",
+            ),
+            ("[vm]\ndhcp = \"yes\"\n", 4, "boolean"),
+            ("[vm]\ngateway = \"10.0.0\"\n", 4, "vm.gateway: '10.0.0' is not an IPv4"),
         ];
         for (extra, line, needle) in cases {
             let e = error(&format!("{base}{extra}"));

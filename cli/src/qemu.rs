@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use skiff_bootproto::{cmdline, DEBUG_EXIT_PORT};
 
 use crate::accel::Accel;
+use crate::net::Network;
 
 /// The QEMU binary used when neither `--qemu` nor `$SKIFF_QEMU` names one.
 pub const DEFAULT_QEMU: &str = "qemu-system-x86_64";
@@ -39,6 +40,8 @@ pub struct VmConfig {
     /// Volume image files, in order: volume `i` is the virtio-blk disk with serial
     /// [`skiff_bootproto::volume_serial`]`(i)`.
     pub volumes: Vec<PathBuf>,
+    /// The network card (if any), its backend and the guest's address.
+    pub network: Network,
 }
 
 impl Machine {
@@ -92,6 +95,7 @@ pub fn kernel_cmdline(config: &VmConfig) -> String {
     if config.timing {
         words.push(format!("{}=1", cmdline::TIMING));
     }
+    words.extend(config.network.cmdline_words());
     words.join(" ")
 }
 
@@ -144,6 +148,9 @@ pub fn qemu_args(config: &VmConfig) -> Vec<OsString> {
             push(&arg);
         }
     }
+    for arg in config.network.qemu_args(config.machine) {
+        push(OsStr::new(&arg));
+    }
     for arg in ["-device", &debug_exit, "-no-reboot"] {
         push(OsStr::new(arg));
     }
@@ -174,6 +181,7 @@ pub fn shell_words<'a>(words: impl IntoIterator<Item = &'a OsStr>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::net::{NetMode, NetSettings, Source};
 
     fn config() -> VmConfig {
         VmConfig {
@@ -185,7 +193,19 @@ mod tests {
             verbose: false,
             timing: false,
             volumes: Vec::new(),
+            network: no_network(),
         }
+    }
+
+    fn no_network() -> Network {
+        network(NetSettings {
+            mode: Some(NetMode::None),
+            ..NetSettings::default()
+        })
+    }
+
+    fn network(settings: NetSettings) -> Network {
+        settings.resolve(Source::CommandLine).unwrap()
     }
 
     fn words(config: &VmConfig) -> Vec<String> {
@@ -251,6 +271,71 @@ mod tests {
         assert!(q35.contains(&"virtio-blk-pci,drive=vol1,serial=skiff-vol1".to_string()));
         assert!(!q35.iter().any(|w| w.contains("virtio-blk-device")));
         assert_eq!(skiff_bootproto::volume_serial(1), "skiff-vol1");
+    }
+
+    #[test]
+    fn published_ports_on_microvm_and_q35() {
+        let config = VmConfig {
+            network: network(NetSettings {
+                ports: vec![
+                    "8080:80".parse().unwrap(),
+                    "0.0.0.0:5353:53/udp".parse().unwrap(),
+                ],
+                ..NetSettings::default()
+            }),
+            volumes: vec!["/v/data.img".into()],
+            timing: true,
+            ..config()
+        };
+        let expected = "-M microvm,x-option-roms=off,rtc=on,pit=on,pic=off,isa-serial=on \
+            -cpu max -accel tcg -smp 1 -m 512M -nodefaults -no-user-config -display none \
+            -serial stdio -kernel /k/skiff-kernel -initrd /tmp/initrd.cpio \
+            -append skiff.timing=1 skiff.ip=10.0.2.15/24 skiff.gw=10.0.2.2 \
+            -drive id=vol0,file=/v/data.img,format=raw,if=none,cache=writeback \
+            -device virtio-blk-device,drive=vol0,serial=skiff-vol0 \
+            -netdev user,id=n0,hostfwd=tcp:127.0.0.1:8080-:80,hostfwd=udp:0.0.0.0:5353-:53 \
+            -device virtio-net-device,netdev=n0 \
+            -device isa-debug-exit,iobase=0xf4,iosize=0x04 -no-reboot";
+        assert_eq!(words(&config).join(" "), expected);
+
+        let q35 = words(&VmConfig {
+            machine: Machine::Q35,
+            ..config
+        });
+        let after = |flag: &str| q35[q35.iter().position(|x| x == flag).unwrap() + 1].clone();
+        assert_eq!(
+            after("-netdev"),
+            "user,id=n0,hostfwd=tcp:127.0.0.1:8080-:80,hostfwd=udp:0.0.0.0:5353-:53"
+        );
+        assert!(q35.contains(&"virtio-net-pci,netdev=n0,romfile=".to_string()));
+        assert!(!q35.iter().any(|w| w.contains("virtio-net-device")));
+    }
+
+    #[test]
+    fn tap_network_and_its_address() {
+        let config = VmConfig {
+            network: network(NetSettings {
+                mode: Some(NetMode::Tap("tap0".into())),
+                ip: Some("192.168.100.2/24".parse().unwrap()),
+                gateway: Some("192.168.100.1".parse().unwrap()),
+                ..NetSettings::default()
+            }),
+            machine: Machine::Q35,
+            ..config()
+        };
+        let w = words(&config);
+        let after = |flag: &str| w[w.iter().position(|x| x == flag).unwrap() + 1].clone();
+        assert_eq!(
+            after("-netdev"),
+            "tap,id=n0,ifname=tap0,script=no,downscript=no"
+        );
+        assert_eq!(
+            after("-append"),
+            "skiff.ip=192.168.100.2/24 skiff.gw=192.168.100.1"
+        );
+        assert!(w.contains(&"virtio-net-pci,netdev=n0,romfile=".to_string()));
+        // No network: no card, no address (the microvm_tcg test pins the whole line).
+        assert!(!words(&self::config()).iter().any(|w| w.contains("net")));
     }
 
     #[test]

@@ -10,9 +10,12 @@
 //!   `-m`, `--machine`, `--timeout`, `--accel`, `--verbose`, `--timing` and `--kernel`
 //!   override or add to the image's settings; program arguments after the image replace
 //!   the image's arguments (argv[1..]); `-e` entries override the image's environment
-//!   key by key; `--file`s are added; `--volume`s are attached after the image's own.
-//!   When any of these changes the guest's files, a modified copy of the initrd is
-//!   written to a temporary file; the image itself is never changed.
+//!   key by key; `--file`s are added; `--volume`s are attached after the image's own;
+//!   the network options apply over the image's ([`NetSettings::overlay`]). When any of
+//!   these changes the guest's files, a modified copy of the initrd is written to a
+//!   temporary file; the image itself is never changed.
+//!
+//! Published host ports are checked to be free just before QEMU starts.
 
 use std::ffi::OsString;
 use std::fs;
@@ -26,6 +29,7 @@ use crate::image::{self, Image, VolumeSpec};
 use crate::initrd::{self, ImageSpec, InitrdTree};
 use crate::locate;
 use crate::manifest::same_file;
+use crate::net::{self, NetMode, NetSettings, Network, Source};
 use crate::options;
 use crate::qemu::{self, Machine, VmConfig};
 use crate::session::{say, EventChannel, Session};
@@ -91,6 +95,7 @@ struct Plan {
     memory: u64,
     machine: Machine,
     volumes: Vec<PathBuf>,
+    network: Network,
 }
 
 fn exe_dir() -> Option<PathBuf> {
@@ -143,6 +148,14 @@ fn prepare_and_run(args: RunArgs) -> Result<u8, Failure> {
             plan.entries,
             size
         ));
+        say(&format!("network: {}", plan.network.describe()));
+        for port in &plan.network.ports {
+            say(&format!("publishing {}", port.describe()));
+        }
+    }
+    net::check_host_ports(&plan.network.ports).map_err(Failure::skiff)?;
+    if let NetMode::Tap(name) = &plan.network.mode {
+        net::check_tap_device(name, Path::new(net::SYS_CLASS_NET)).map_err(Failure::skiff)?;
     }
 
     let vm = VmConfig {
@@ -154,6 +167,7 @@ fn prepare_and_run(args: RunArgs) -> Result<u8, Failure> {
         verbose: args.verbose,
         timing: args.timing,
         volumes: plan.volumes.clone(),
+        network: plan.network.clone(),
     };
     let qemu_args = qemu::qemu_args(&vm);
     if args.verbose {
@@ -170,6 +184,7 @@ fn prepare_and_run(args: RunArgs) -> Result<u8, Failure> {
         verbose: args.verbose,
         timing: args.timing,
         timeout: args.timeout.filter(|t| !t.is_zero()),
+        published: plan.network.ports.clone(),
         events,
     };
     let status = session.run();
@@ -184,7 +199,12 @@ fn plan_elf(args: &RunArgs, elf: &Path) -> Result<Plan, Failure> {
     let volume_specs: Vec<VolumeSpec> = args.volumes.iter().map(volume_spec).collect();
     let mounts: Vec<Vec<u8>> = volume_specs.iter().map(|v| v.mount.clone()).collect();
     let env = options::build_environment(&args.env, |key| std::env::var_os(key));
+    let network = args
+        .net_settings()
+        .resolve(Source::CommandLine)
+        .map_err(Failure::skiff)?;
     let spec = ImageSpec {
+        network: &network,
         program: &program.bytes,
         exe: initrd::default_exe_path(elf).map_err(Failure::skiff)?,
         args: args.program_args(),
@@ -203,6 +223,7 @@ fn plan_elf(args: &RunArgs, elf: &Path) -> Result<Plan, Failure> {
         memory: args.memory.unwrap_or(default_memory()),
         machine: args.machine.unwrap_or(Machine::Microvm),
         volumes,
+        network,
     })
 }
 
@@ -225,30 +246,36 @@ fn plan_image(args: &RunArgs, dir: &Path) -> Result<Plan, Failure> {
         Some(_) => find_kernel(args.kernel.as_deref()).map_err(Failure::skiff)?,
         None => image.kernel(),
     };
+    let network = network_for_image(args, &image.network)?;
     let (entries, config) = image.read_initrd().map_err(Failure::skiff)?;
     let mut volume_specs = image.volumes.clone();
     volume_specs.extend(args.volumes.iter().map(volume_spec));
     let mounts: Vec<Vec<u8>> = volume_specs.iter().map(|v| v.mount.clone()).collect();
     let wanted = image_run_config(&config, args, &mounts);
 
-    let mut entry_count = entries.len();
-    let initrd = if wanted == config && args.files.is_empty() {
+    let original = InitrdTree::from_entries(entries).map_err(Failure::skiff)?;
+    let mut tree = original.clone();
+    tree.set_mtime(mtime()?);
+    // Files go under the program, as in `skiff run <ELF>`: none may replace it.
+    let program = tree.remove(&wanted.exe);
+    for mapping in &args.files {
+        tree.add_host_path(&mapping.host, &mapping.guest)
+            .map_err(|e| Failure::skiff(format!("--file {}: {e}", mapping.host.display())))?;
+    }
+    if let Some(program) = program {
+        tree.insert(&wanted.exe, program).map_err(Failure::skiff)?;
+    }
+    initrd::settle_etc(&mut tree, &network).map_err(Failure::skiff)?;
+    initrd::check_mount_points(&tree, &wanted.exe, &mounts).map_err(Failure::skiff)?;
+    if wanted != config {
+        initrd::insert_run_config(&mut tree, &wanted).map_err(Failure::skiff)?;
+    }
+    let entry_count = tree.entry_count();
+    // Nothing above changed the guest's files (the common case): boot the image's own
+    // initrd rather than a copy.
+    let initrd = if tree.same_entries(&original) {
         Initrd::Image(image.initrd())
     } else {
-        let mut tree = InitrdTree::from_entries(entries).map_err(Failure::skiff)?;
-        tree.set_mtime(mtime()?);
-        // Files go under the program, as in `skiff run <ELF>`: none may replace it.
-        let program = tree.remove(&wanted.exe);
-        for mapping in &args.files {
-            tree.add_host_path(&mapping.host, &mapping.guest)
-                .map_err(|e| Failure::skiff(format!("--file {}: {e}", mapping.host.display())))?;
-        }
-        if let Some(program) = program {
-            tree.insert(&wanted.exe, program).map_err(Failure::skiff)?;
-        }
-        initrd::check_mount_points(&tree, &wanted.exe, &mounts).map_err(Failure::skiff)?;
-        initrd::insert_run_config(&mut tree, &wanted).map_err(Failure::skiff)?;
-        entry_count = tree.entry_count();
         Initrd::Temporary(write_temporary(&tree)?)
     };
     let volumes = prepare_volumes(&volume_specs, args.verbose)?;
@@ -259,7 +286,22 @@ fn plan_image(args: &RunArgs, dir: &Path) -> Result<Plan, Failure> {
         memory: args.memory.unwrap_or(image.memory),
         machine: args.machine.unwrap_or(image.run.machine),
         volumes,
+        network,
     })
+}
+
+/// The network of an image run: the command line's options over the image's settings.
+fn network_for_image(args: &RunArgs, image: &NetSettings) -> Result<Network, Failure> {
+    let merged = args.net_settings().overlay(image);
+    if args.verbose {
+        for port in image.ports.iter().filter(|p| !merged.ports.contains(p)) {
+            say(&format!(
+                "not publishing the image's {} (the command line replaces it)",
+                port.describe()
+            ));
+        }
+    }
+    merged.resolve(Source::CommandLine).map_err(Failure::skiff)
 }
 
 /// The image's run configuration with the command line's arguments, environment and

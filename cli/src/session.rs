@@ -32,6 +32,7 @@ use std::time::{Duration, Instant};
 use skiff_bootproto::{frame_header, ExitReport, FrameDecoder, HostTag, MAGIC};
 
 use crate::console::{ConsoleRecord, FrameRouter, RouteError};
+use crate::net::PortMapping;
 use crate::status::{self, outcome_of, STATUS_SKIFF_FAILED, STATUS_TIMED_OUT};
 
 /// Largest stdin chunk sent in one frame.
@@ -61,6 +62,8 @@ pub struct Session {
     pub verbose: bool,
     pub timing: bool,
     pub timeout: Option<Duration>,
+    /// Published ports, announced with a `ready:` line once the guest listens on them.
+    pub published: Vec<PortMapping>,
     /// Where the helper threads report; created (with the signal watcher) before any
     /// work starts, so that a Ctrl-C during packing is handled too.
     pub events: EventChannel,
@@ -162,7 +165,9 @@ impl Session {
             let state = console_state.clone();
             let events = events.clone();
             let verbose = self.verbose;
-            thread::spawn(move || read_console(qemu_out, verbose, record, state, events, ready_tx));
+            let router = FrameRouter::new(io::stdout(), io::stderr(), verbose, record)
+                .with_published_ports(&self.published);
+            thread::spawn(move || read_console(qemu_out, router, state, events, ready_tx));
         }
         thread::spawn(move || forward_stdin(io::stdin(), qemu_in, stdin_keeper_tx, ready_rx));
         {
@@ -378,14 +383,12 @@ fn watch_signals(events: Sender<Event>) -> io::Result<()> {
 
 fn read_console(
     mut qemu_out: impl Read,
-    verbose: bool,
-    record: Arc<Mutex<ConsoleRecord>>,
+    mut router: FrameRouter<io::Stdout, io::Stderr>,
     state: Arc<Mutex<ConsoleState>>,
     events: Sender<Event>,
     guest_ready: Sender<()>,
 ) {
     let mut guest_ready = Some(guest_ready);
-    let mut router = FrameRouter::new(io::stdout(), io::stderr(), verbose, record);
     let mut decoder = FrameDecoder::after_magic();
     let mut buffer = vec![0u8; 64 * 1024];
     let mut exited = false;
@@ -537,20 +540,48 @@ fn show_unshown_log(record: &ConsoleRecord) {
     }
 }
 
-/// An explanation of QEMU's own error messages where they are cryptic: a volume image
-/// that another process has locked makes QEMU fail with "Failed to get "write" lock"
-/// (another VM holds it) or "Failed to lock byte 100" (a skiff volume command holds it).
+/// Explanations of QEMU's own error messages where they are cryptic: the words that
+/// identify the message (all must appear in one line), and what to tell the user.
+const QEMU_HINTS: &[(&[&str], &str)] = &[
+    // A volume image another process has locked: another VM ("write" lock) or a skiff
+    // volume command ("lock byte").
+    (&["Failed to get \"write\" lock"], VOLUME_IN_USE),
+    (&["Failed to lock byte"], VOLUME_IN_USE),
+    // skiff checked the host port just before; something took it in between.
+    (
+        &["Could not set up host forwarding rule"],
+        "a published host port was taken by another program after skiff checked it; \
+         run again, or publish on another host port",
+    ),
+    (
+        &[
+            "could not configure /dev/net/tun",
+            "Device or resource busy",
+        ],
+        "the tap device is in use by another VM; each VM needs a tap device of its own",
+    ),
+    (
+        &[
+            "could not configure /dev/net/tun",
+            "Operation not permitted",
+        ],
+        "this user may not attach to the tap device; create it for this user: \
+         ip tuntap add dev NAME mode tap user $USER",
+    ),
+];
+
+const VOLUME_IN_USE: &str = "a volume image is in use by another VM or skiff command (QEMU \
+    could not lock it); a volume can be used by one VM at a time: stop the other user or \
+    give this run another volume file";
+
+/// An explanation of QEMU's error messages in `lines`, if one of them is cryptic.
 pub fn qemu_failure_hint<'a>(lines: impl IntoIterator<Item = &'a String>) -> Option<&'static str> {
-    lines
-        .into_iter()
-        .any(|line| {
-            line.contains("Failed to get \"write\" lock") || line.contains("Failed to lock byte")
-        })
-        .then_some(
-            "a volume image is in use by another VM or skiff command (QEMU could not lock it); \
-             a volume can be used by one VM at a time: stop the other user or give this run \
-             another volume file",
-        )
+    lines.into_iter().find_map(|line| {
+        QEMU_HINTS
+            .iter()
+            .find(|(needles, _)| needles.iter().all(|needle| line.contains(needle)))
+            .map(|(_, hint)| *hint)
+    })
 }
 
 /// QEMU's exit status in words. With `isa-debug-exit`, status `(v << 1) | 1` means the
@@ -644,6 +675,27 @@ mod tests {
         let byte = lines(&["qemu-system-x86_64: -drive id=vol0: Failed to lock byte 100"]);
         assert!(qemu_failure_hint(&byte).is_some());
         assert!(qemu_failure_hint(&lines(&["qemu: fatal: triple fault"])).is_none());
+    }
+
+    #[test]
+    fn network_failures_are_explained() {
+        let hint = |line: &str| qemu_failure_hint(&[line.to_string()]);
+        let forward = hint(
+            "qemu-system-x86_64: -netdev user,id=n0,hostfwd=tcp:127.0.0.1:8080-:80: Could not \
+             set up host forwarding rule 'tcp:127.0.0.1:8080-:80'",
+        );
+        assert!(forward.unwrap().contains("taken by another program"));
+        let busy = hint(
+            "qemu-system-x86_64: -netdev tap,id=n0,ifname=tap0,script=no,downscript=no: could \
+             not configure /dev/net/tun (tap0): Device or resource busy",
+        );
+        assert!(busy.unwrap().contains("in use by another VM"));
+        let denied = hint("could not configure /dev/net/tun (tap0): Operation not permitted");
+        assert!(denied.unwrap().contains("user $USER"));
+        assert_eq!(
+            hint("could not configure /dev/net/tun (tap0): No such device"),
+            None
+        );
     }
 
     #[test]

@@ -316,6 +316,8 @@ fn inspect_lists_the_image() {
         "memory    256M\n",
         "cpus      1\n",
         " -> /data (missing; skiff run creates it with 1M)\n",
+        "network   user (default)\n",
+        "ports     (none)\n",
         "kernel    19 bytes (19 B)\n",
     ] {
         assert!(text.contains(expected), "missing {expected:?} in\n{text}");
@@ -439,4 +441,128 @@ fn an_image_runs_with_its_configuration_and_overrides() {
     let output = run(&["--volume", "data.img:/again", "prog.skiff"]);
     assert_eq!(output.status.code(), Some(125));
     assert!(stderr_of(&output).contains("each volume needs its own file"));
+}
+
+/// A TCP port on 127.0.0.1 that nothing listens on right now.
+fn free_port() -> u16 {
+    let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    probe.local_addr().unwrap().port()
+}
+
+#[test]
+fn an_image_carries_its_network() {
+    let project = Project::new();
+    let (web, dns) = (free_port(), free_port());
+    fs::write(
+        project.path("skiff.toml"),
+        format!("[program]\npath = \"prog\"\n\n[vm]\nports = [\"{web}:80\", \"{dns}:53/udp\"]\n"),
+    )
+    .unwrap();
+    assert_ok(&project.build(&[]));
+    let run_toml = fs::read_to_string(project.path("prog.skiff/run.toml")).unwrap();
+    for expected in [
+        format!("\"127.0.0.1:{web}:80/tcp\""),
+        format!("\"127.0.0.1:{dns}:53/udp\""),
+    ] {
+        assert!(run_toml.contains(&expected), "{expected} in {run_toml}");
+    }
+    assert!(!run_toml.contains("net ="), "{run_toml}");
+
+    let output = project.skiff(&["inspect", "prog.skiff"]).output().unwrap();
+    assert_ok(&output);
+    let text = stdout_of(&output);
+    for expected in [
+        "network   user\n".to_string(),
+        "address   10.0.2.15/24 via 10.0.2.2\n".into(),
+        "dns       10.0.2.3\n".into(),
+        format!("ports     127.0.0.1:{web} -> guest port 80/tcp\n"),
+        format!("          127.0.0.1:{dns} -> guest port 53/udp\n"),
+    ] {
+        assert!(text.contains(&expected), "missing {expected:?} in\n{text}");
+    }
+
+    let qemu = project.path("fake-qemu");
+    fake_qemu(&qemu);
+    let run = |args: &[&str]| {
+        let mut all = vec!["run", "--qemu", qemu.to_str().unwrap()];
+        all.extend_from_slice(args);
+        all.push("prog.skiff");
+        let output = project.skiff(&all).output().unwrap();
+        let args = fake_qemu_args(&qemu);
+        let after = |flag: &str| {
+            args.iter()
+                .position(|a| a == flag)
+                .map(|i| args[i + 1].clone())
+        };
+        let initrd = read_newc(&fs::read(format!("{}.initrd", qemu.display())).unwrap());
+        let resolv = initrd
+            .iter()
+            .find(|e| e.name == "etc/resolv.conf")
+            .map(|e| String::from_utf8(e.data.clone()).unwrap());
+        (output, after("-netdev"), after("-initrd").unwrap(), resolv)
+    };
+
+    // As built: both ports forwarded, the image's own initrd.
+    let (output, netdev, initrd, resolv) = run(&[]);
+    assert_ok(&output);
+    assert_eq!(
+        netdev,
+        Some(format!(
+            "user,id=n0,hostfwd=tcp:127.0.0.1:{web}-:80,hostfwd=udp:127.0.0.1:{dns}-:53"
+        ))
+    );
+    assert_eq!(initrd, "prog.skiff/initrd.cpio");
+    assert!(resolv.unwrap().ends_with("nameserver 10.0.2.3\n"));
+
+    // -p publishes guest port 80 elsewhere instead, and adds another port; the guest's
+    // files do not change.
+    let (moved, extra) = (free_port(), free_port());
+    let (output, netdev, initrd, _) =
+        run(&["-p", &format!("{moved}:80"), "-p", &format!("{extra}:8443")]);
+    assert_ok(&output);
+    assert_eq!(
+        netdev,
+        Some(format!(
+            "user,id=n0,hostfwd=udp:127.0.0.1:{dns}-:53,hostfwd=tcp:127.0.0.1:{moved}-:80,\
+             hostfwd=tcp:127.0.0.1:{extra}-:8443"
+        ))
+    );
+    assert_eq!(initrd, "prog.skiff/initrd.cpio");
+
+    // --dns rewrites resolv.conf in a copy of the initrd.
+    let (output, _, initrd, resolv) = run(&["--dns", "9.9.9.9"]);
+    assert_ok(&output);
+    assert_ne!(initrd, "prog.skiff/initrd.cpio");
+    assert!(resolv.unwrap().ends_with("\nnameserver 9.9.9.9\n"));
+
+    // --net none drops the image's ports and its generated resolv.conf.
+    let (output, netdev, initrd, resolv) = run(&["--net", "none"]);
+    assert_ok(&output);
+    assert_eq!(netdev, None);
+    assert_ne!(initrd, "prog.skiff/initrd.cpio");
+    assert_eq!(resolv, None);
+
+    // An image without a network refuses -p with the way out.
+    fs::write(
+        project.path("skiff.toml"),
+        "[program]\npath = \"prog\"\n\n[vm]\nnet = \"none\"\n",
+    )
+    .unwrap();
+    assert_ok(&project.build(&[]));
+    let output = project.skiff(&["inspect", "prog.skiff"]).output().unwrap();
+    assert!(stdout_of(&output).contains("network   none\nports     (none)\n"));
+    let (output, ..) = run(&["-p", &format!("{web}:80")]);
+    assert_eq!(output.status.code(), Some(125));
+    assert!(
+        stderr_of(&output)
+            .contains("needs a network, but --net none gives the VM none: use --net user"),
+        "{}",
+        stderr_of(&output)
+    );
+    let (output, netdev, ..) = run(&["--net", "user", "-p", &format!("{web}:80")]);
+    assert_ok(&output);
+    assert_eq!(
+        netdev,
+        Some(format!("user,id=n0,hostfwd=tcp:127.0.0.1:{web}-:80"))
+    );
 }

@@ -4,7 +4,7 @@
 //! kernel. The kernel file is any file: the fakes ignore it.
 
 use std::fs;
-use std::io::{Read, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
@@ -318,7 +318,9 @@ exit 33;
         "skiff: initrd: ",
         "skiff: running: ",
         " -M q35 ",
-        "-append skiff.verbose=1 ",
+        "skiff: network: user (guest 10.0.2.15/24, gateway 10.0.2.2, DNS 10.0.2.3)\n",
+        "-append 'skiff.verbose=1 skiff.ip=10.0.2.15/24 skiff.gw=10.0.2.2' ",
+        " -netdev user,id=n0 -device virtio-net-pci,netdev=n0,romfile= ",
         "skiff: kernel: debug detail",
         "skiff: qemu: qemu warning line",
     ] {
@@ -574,5 +576,220 @@ fn usage_errors_are_125_and_help_is_0() {
     assert_eq!(
         String::from_utf8(version.stdout).unwrap(),
         format!("skiff {}\n", env!("CARGO_PKG_VERSION"))
+    );
+}
+
+/// A TCP port on 127.0.0.1 that nothing listens on right now.
+fn free_port() -> u16 {
+    let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    probe.local_addr().unwrap().port()
+}
+
+#[test]
+fn ready_line_appears_once_the_guest_listens_on_a_published_port() {
+    let fixture = Fixture::new();
+    let go_on = fixture.path("go-on");
+    // The guest reports listening on the wrong protocol, then on an unpublished port,
+    // then twice on the published one; it then waits for the test to have seen the
+    // ready line, so the line must be printed while the VM runs, not at its end.
+    let qemu = fixture.qemu(&format!(
+        r#"
+preamble();
+frame(2, "starting\n");
+frame(6, pack("Cv", 17, 80));
+frame(6, pack("Cv", 6, 81));
+frame(6, pack("Cv", 6, 80));
+frame(6, pack("Cv", 6, 80));
+for (1 .. 2000) {{ last if -e '{}'; select(undef, undef, undef, 0.01); }}
+frame(2, "serving\n");
+frame(4, "\x00\x00");
+exit 33;
+"#,
+        go_on.display()
+    ));
+    let port = free_port();
+    let mut child = fixture
+        .command(&qemu, &["-p", &format!("{port}:80")], &[])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut seen = Vec::new();
+    loop {
+        let mut line = String::new();
+        assert!(
+            stderr.read_line(&mut line).unwrap() > 0,
+            "no ready line in {seen:?}"
+        );
+        seen.push(line.clone());
+        if line.starts_with("skiff: ready: ") {
+            break;
+        }
+    }
+    fs::write(&go_on, b"").unwrap();
+    let mut rest = String::new();
+    stderr.read_to_string(&mut rest).unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0), "{seen:?} {rest}");
+    assert_eq!(
+        seen,
+        [
+            "starting\n".to_string(),
+            format!("skiff: ready: 127.0.0.1:{port} -> guest port 80/tcp\n")
+        ]
+    );
+    assert_eq!(rest, "serving\n");
+}
+
+#[test]
+fn a_published_port_in_use_is_refused_before_booting() {
+    let fixture = Fixture::new();
+    let marker = fixture.path("qemu-ran");
+    let qemu = fixture.qemu(&format!(
+        "open(my $f, '>', '{}'); exit 1;\n",
+        marker.display()
+    ));
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let output = fixture
+        .command(&qemu, &["-p", &format!("{port}:80")], &[])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(125));
+    assert_eq!(
+        stderr_of(&output),
+        format!("skiff: port {port} is already in use on 127.0.0.1\n")
+    );
+    assert!(
+        !marker.exists(),
+        "QEMU was started although its port is taken"
+    );
+}
+
+#[test]
+fn network_usage_errors_are_125_before_booting() {
+    let fixture = Fixture::new();
+    let marker = fixture.path("qemu-ran");
+    let qemu = fixture.qemu(&format!(
+        "open(my $f, '>', '{}'); exit 1;\n",
+        marker.display()
+    ));
+    let port = free_port();
+    let cases: &[(&[&str], &str)] = &[
+        (&["-p", "80"], "'80' needs both ports: HOST_PORT:GUEST_PORT"),
+        (&["-p", "70000:80"], "the host port 70000 is out of range; ports are 1 to 65535"),
+        (&["--publish", "8080:80/sctp"], "unknown protocol 'sctp'; use /tcp or /udp"),
+        (
+            &["-p", "8080:80", "-p", "8080:81"],
+            "skiff: host port 8080/tcp is published twice",
+        ),
+        (&["-p", "8080:80", "-p", "8080:80"], "is published twice"),
+        (
+            &["--net", "tap:tap0", "--dhcp", "-p", "8080:80"],
+            "skiff: ports cannot be published with --net tap:tap0: the guest has its own address",
+        ),
+        (
+            &["--net", "none", "-p", &format!("{port}:80")],
+            "skiff: publishing ports (-p) needs a network, but --net none gives the VM none: use --net user",
+        ),
+        (&["--net", "none", "--dns", "1.1.1.1"], "DNS servers (--dns) need a network"),
+        (&["--net", "tap:tap0"], "skiff: --net tap:tap0 needs the guest's address: --ip A.B.C.D/N"),
+        (&["--ip", "10.0.0.2/24"], "skiff: --ip and --gateway are for --net tap:IFNAME"),
+        (&["--net", "bridge"], "unknown network 'bridge'; use user, none or tap:IFNAME"),
+        (&["--net", "tap:tap0", "--ip", "10.0.0.0/24"], "the network's own address"),
+        (&["--dns", "dns.google"], "invalid value 'dns.google' for '--dns <IP>'"),
+        (
+            &["--dns", "1.1.1.1", "--dns", "1.0.0.1", "--dns", "8.8.8.8", "--dns", "8.8.4.4"],
+            "skiff: 4 DNS servers given; programs read at most 3",
+        ),
+    ];
+    for (args, needle) in cases {
+        let output = fixture.command(&qemu, args, &[]).output().unwrap();
+        let stderr = stderr_of(&output);
+        assert_eq!(output.status.code(), Some(125), "{args:?}: {stderr}");
+        assert!(stderr.contains(needle), "{args:?}: {stderr}");
+        assert!(!marker.exists(), "{args:?} started QEMU");
+    }
+}
+
+#[test]
+fn network_options_reach_qemu_the_kernel_and_etc() {
+    let fixture = Fixture::new();
+    let qemu = fixture.path("recording-qemu");
+    common::fake_qemu(&qemu);
+    let run = |extra: &[&str]| {
+        let output = fixture.command(&qemu, extra, &[]).output().unwrap();
+        assert_eq!(
+            output.status.code(),
+            Some(0),
+            "{extra:?}: {}",
+            stderr_of(&output)
+        );
+        assert_eq!(stderr_of(&output), "", "{extra:?}");
+        let args = common::fake_qemu_args(&qemu);
+        let initrd = common::read_newc(&fs::read(format!("{}.initrd", qemu.display())).unwrap());
+        (args, initrd)
+    };
+    let after = |args: &[String], flag: &str| {
+        args.iter()
+            .position(|a| a == flag)
+            .map(|i| args[i + 1].clone())
+    };
+    let file = |initrd: &[common::Entry], name: &str| {
+        initrd
+            .iter()
+            .find(|e| e.name == name)
+            .map(|e| String::from_utf8(e.data.clone()).unwrap())
+    };
+
+    // The default: user networking, outbound only, DNS through QEMU.
+    let (args, initrd) = run(&[]);
+    assert_eq!(after(&args, "-netdev").as_deref(), Some("user,id=n0"));
+    assert!(args.contains(&"virtio-net-device,netdev=n0".to_string()));
+    assert_eq!(
+        after(&args, "-append").as_deref(),
+        Some("skiff.ip=10.0.2.15/24 skiff.gw=10.0.2.2")
+    );
+    let resolv = file(&initrd, "etc/resolv.conf").unwrap();
+    assert!(resolv.ends_with("\nnameserver 10.0.2.3\n"), "{resolv}");
+    assert!(file(&initrd, "etc/hosts")
+        .unwrap()
+        .contains("127.0.0.1 localhost\n"));
+
+    // Published ports on q35, with other name servers and DHCP.
+    let (tcp, udp) = (free_port(), free_port());
+    let (args, initrd) = run(&[
+        "--machine",
+        "q35",
+        "-p",
+        &format!("{tcp}:80"),
+        "--publish",
+        &format!("0.0.0.0:{udp}:53/udp"),
+        "--dns",
+        "9.9.9.9",
+        "--dhcp",
+    ]);
+    assert_eq!(
+        after(&args, "-netdev"),
+        Some(format!(
+            "user,id=n0,hostfwd=tcp:127.0.0.1:{tcp}-:80,hostfwd=udp:0.0.0.0:{udp}-:53"
+        ))
+    );
+    assert!(args.contains(&"virtio-net-pci,netdev=n0,romfile=".to_string()));
+    assert_eq!(after(&args, "-append").as_deref(), Some("skiff.dhcp=1"));
+    let resolv = file(&initrd, "etc/resolv.conf").unwrap();
+    assert!(resolv.ends_with("\nnameserver 9.9.9.9\n"), "{resolv}");
+
+    // No network: no card, no address, no resolv.conf; a user's hosts file gains
+    // localhost.
+    fs::write(fixture.path("hosts"), "10.1.1.1 db\n").unwrap();
+    let hosts_arg = format!("{}:/etc/hosts", fixture.path("hosts").display());
+    let (args, initrd) = run(&["--net", "none", "--file", &hosts_arg]);
+    assert!(!args.iter().any(|a| a.contains("net")), "{args:?}");
+    assert_eq!(after(&args, "-append").as_deref(), Some(""));
+    assert_eq!(file(&initrd, "etc/resolv.conf"), None);
+    assert_eq!(
+        file(&initrd, "etc/hosts").as_deref(),
+        Some("10.1.1.1 db\n127.0.0.1 localhost\n")
     );
 }
