@@ -409,9 +409,14 @@ fn probe_pci(cam: &mut PortCam, f: pci::Function, kind: Kind) {
     // The BARs holding the virtio structures and the MSI-X table must be reachable
     // before anything touches them (64-bit BARs may sit above 4 GiB).
     let msix = pci::find_msix(cam, df);
-    let bars = (1..=4)
+    let mut bars: Vec<u8> = (1..=4)
         .filter_map(|ty| pci::find_virtio_cap(cam, df, ty).map(|c| c.bar))
-        .chain(msix.map(|m| m.table_bar));
+        .chain(msix.map(|m| m.table_bar))
+        .collect();
+    // Several structures usually share a BAR; size each once (under emulation every
+    // sizing remaps the BAR twice, which costs about a millisecond).
+    bars.sort_unstable();
+    bars.dedup();
     for bar in bars {
         let Some((address, size)) = root
             .bar_info(df, bar)
