@@ -3,6 +3,11 @@
 //! base). The scheduler owns the policy; this module owns the one instruction sequence
 //! that swaps stacks.
 //!
+//! Two kinds of context start fresh: application threads ([`Context::new_user`]), whose
+//! first switch leaves like a trap return into application code, and kernel threads
+//! ([`Context::new_kernel`]), whose first switch calls a kernel function that never
+//! returns. Both run the scheduler's finish-switch handler first.
+//!
 //! A switch happens inside a Rust handler (syscall, trap or the idle loop), so the
 //! application's registers and vector state are already saved on the outgoing thread's
 //! kernel stack by the entry stub. The switch itself only keeps the System V callee-saved
@@ -77,6 +82,14 @@ pub struct Context {
 extern "C" {
     fn skiff_switch_context(save_rsp: *mut u64, load_rsp: u64);
     fn skiff_thread_start();
+    fn skiff_kernel_thread_start();
+}
+
+/// What a new kernel thread calls, stored at the top of its stack.
+#[repr(C)]
+struct KernelEntry {
+    entry: fn(u64) -> !,
+    arg: u64,
 }
 
 global_asm!(
@@ -106,9 +119,19 @@ skiff_switch_context:
 skiff_thread_start:
     call {start}
     jmp skiff_trap_resume
+
+    /* First instructions of a new kernel thread: r12 holds its KernelEntry, rsp is
+       16-byte aligned (the System V alignment at a call). */
+    .global skiff_kernel_thread_start
+skiff_kernel_thread_start:
+    xorl %ebp, %ebp
+    movq %r12, %rdi
+    call {kstart}
+    ud2
     .text
     "#,
     start = sym crate::entry::thread_start_trampoline,
+    kstart = sym kernel_thread_main,
     options(att_syntax)
 );
 
@@ -159,6 +182,42 @@ impl Context {
         })
     }
 
+    /// A new context that, when first switched to, finishes the switch (the scheduler's
+    /// `thread_start` handler), enables interrupts and calls `entry(arg)` on its own
+    /// kernel stack. `None` when memory is exhausted.
+    pub fn new_kernel(entry: fn(u64) -> !, arg: u64) -> Option<Context> {
+        let stack = KernelStack::new()?;
+        let (lo, top) = stack.bounds();
+        // [KernelEntry] at the top; below it the switch's saved registers
+        // [r15 r14 r13 r12 rbx rbp ret] with r12 = the entry, ret = kernel thread start,
+        // placed so that rsp is 16-byte aligned once `ret` has popped them.
+        let entry_addr = top - 16;
+        let start_rsp = entry_addr;
+        let switch_addr = start_rsp - 7 * 8;
+        const _: () = assert!(core::mem::size_of::<KernelEntry>() == 16);
+        // SAFETY: both regions lie inside the freshly allocated stack (64 KiB, far more
+        // than 16 bytes and seven words), suitably aligned (the top is 4096-aligned), and
+        // nothing else refers to that memory yet.
+        unsafe {
+            (entry_addr as *mut KernelEntry).write(KernelEntry { entry, arg });
+            let words = switch_addr as *mut u64;
+            for i in 0..6 {
+                words.add(i).write(0);
+            }
+            words.add(3).write(entry_addr); // r12
+            words
+                .add(6)
+                .write(skiff_kernel_thread_start as *const () as u64);
+        }
+        Some(Context {
+            rsp: AtomicU64::new(switch_addr),
+            fs_base: AtomicU64::new(0),
+            stack: Some(stack),
+            stack_lo: lo,
+            stack_top: top,
+        })
+    }
+
     /// Whether the bottom of the stack is intact (false: a kernel stack overflow).
     pub fn stack_intact(&self) -> bool {
         match &self.stack {
@@ -167,6 +226,16 @@ impl Context {
             None => true,
         }
     }
+}
+
+/// The Rust side of a new kernel thread's first instructions.
+extern "C" fn kernel_thread_main(start: *const KernelEntry) -> ! {
+    // SAFETY: `new_kernel` wrote a `KernelEntry` at `start`, at the top of this thread's
+    // own stack, above everything this thread pushes; nothing else writes it.
+    let KernelEntry { entry, arg } = unsafe { start.read() };
+    crate::entry::thread_start_trampoline();
+    crate::cpu::enable_interrupts();
+    entry(arg)
 }
 
 /// A context switch worked out while the scheduler's lock was held, carried out after

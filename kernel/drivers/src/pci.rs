@@ -12,6 +12,10 @@ pub const VIRTIO_VENDOR: u16 = 0x1af4;
 pub const VIRTIO_BLK_MODERN: u16 = 0x1042;
 /// Transitional virtio-blk.
 pub const VIRTIO_BLK_TRANSITIONAL: u16 = 0x1001;
+/// Modern virtio-net: 0x1040 + device type 1.
+pub const VIRTIO_NET_MODERN: u16 = 0x1041;
+/// Transitional virtio-net.
+pub const VIRTIO_NET_TRANSITIONAL: u16 = 0x1000;
 
 pub const CAP_ID_MSIX: u8 = 0x11;
 pub const CAP_ID_VENDOR: u8 = 0x09;
@@ -60,6 +64,12 @@ impl Function {
     pub fn is_virtio_blk(&self) -> bool {
         self.vendor == VIRTIO_VENDOR
             && (self.device == VIRTIO_BLK_MODERN || self.device == VIRTIO_BLK_TRANSITIONAL)
+    }
+
+    /// Whether this is a virtio network card (modern or transitional id).
+    pub fn is_virtio_net(&self) -> bool {
+        self.vendor == VIRTIO_VENDOR
+            && (self.device == VIRTIO_NET_MODERN || self.device == VIRTIO_NET_TRANSITIONAL)
     }
 }
 
@@ -403,5 +413,20 @@ mod tests {
             ..f
         };
         assert!(!net.is_virtio_blk());
+    }
+
+    #[test]
+    fn network_cards_by_id() {
+        let f = |vendor, device| Function {
+            df: df(0, 2, 0),
+            vendor,
+            device,
+        };
+        assert!(f(VIRTIO_VENDOR, VIRTIO_NET_MODERN).is_virtio_net());
+        assert!(f(VIRTIO_VENDOR, VIRTIO_NET_TRANSITIONAL).is_virtio_net());
+        assert!(!f(VIRTIO_VENDOR, VIRTIO_NET_MODERN).is_virtio_blk());
+        assert!(!f(VIRTIO_VENDOR, VIRTIO_BLK_MODERN).is_virtio_net());
+        // An Intel e1000 is not ours.
+        assert!(!f(0x8086, 0x100e).is_virtio_net());
     }
 }

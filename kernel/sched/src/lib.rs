@@ -1,6 +1,7 @@
-//! Skiff's scheduler: kernel threads that run application code, one run queue with fair
-//! round-robin time slices, preemption on the timer interrupt, blocking and waking,
-//! timed sleeps, timer callbacks, and the idle loop that halts the CPU.
+//! Skiff's scheduler: kernel threads that run application code, kernel threads that
+//! run only kernel code (the network poll loop), one run queue with fair round-robin
+//! time slices, preemption on the timer interrupt, blocking and waking, timed sleeps,
+//! timer callbacks, and the idle loop that halts the CPU.
 //!
 //! **Model.** Every application thread is a [`Thread`] with its own kernel stack
 //! ([`skiff_arch::context::Context`]). A thread runs until it blocks ([`wait`]), yields
@@ -8,6 +9,13 @@
 //! runs ([`on_timer_interrupt`]). Kernel code is not preempted at arbitrary points (it
 //! may hold spin locks); a slice that ends in the kernel sets a flag that
 //! [`preempt_point`] honours at the next return to the application.
+//!
+//! **Kernel threads** ([`spawn_kernel`]) never run application code, so the timer
+//! never preempts them: they block through [`Waiter`]/[`WaitQueue`] and call
+//! [`preempt_point`] between units of work. The scheduler counts them like any thread
+//! (room in the run queue and the timer list); whether the *application* is still
+//! alive is the syscall layer's business (its thread table), where kernel threads do
+//! not appear, so a kernel thread that never exits does not keep the machine running.
 //!
 //! **Waking.** A [`Waiter`] is one blocking episode of one thread. Wakers call
 //! [`Waiter::wake`]; the first wake wins, so a wake-up can never be lost between
@@ -84,6 +92,8 @@ pub struct Thread {
     interruptible: AtomicBool,
     /// A CPU is still running on this thread's stack (SMP: do not resume it elsewhere).
     on_cpu: AtomicBool,
+    /// Runs kernel code only ([`spawn_kernel`]).
+    kernel: bool,
     /// The syscall layer's per-thread state.
     data: Box<dyn Any + Send + Sync>,
 }
@@ -91,6 +101,12 @@ pub struct Thread {
 impl Thread {
     pub fn tid(&self) -> u32 {
         self.tid
+    }
+
+    /// Whether this is a kernel thread ([`spawn_kernel`]), which never runs
+    /// application code and has no syscall-layer state.
+    pub fn is_kernel(&self) -> bool {
+        self.kernel
     }
 
     /// The per-thread state the thread was created with.
@@ -133,7 +149,9 @@ struct Scheduler {
     slice_end: u64,
     /// The thread switched away from, until the next thread finishes the switch.
     prev: Option<Arc<Thread>>,
-    /// Live threads other than the idle thread.
+    /// Live threads other than the idle thread, kernel threads included. Sizes the
+    /// reservations that keep waking allocation-free; it does not decide when the
+    /// application has ended.
     live: usize,
 }
 
@@ -162,6 +180,7 @@ pub fn init(boot_stack_lo: u64, boot_stack_top: u64, signal_check: fn(&Thread) -
         reason: AtomicU8::new(REASON_NONE),
         interruptible: AtomicBool::new(false),
         on_cpu: AtomicBool::new(true),
+        kernel: true,
         data: Box::new(()),
     });
     *SCHED.lock() = Some(Scheduler {
@@ -189,6 +208,36 @@ pub fn spawn(
     data: Box<dyn Any + Send + Sync>,
 ) -> Result<Arc<Thread>, NoMemory> {
     let context = Context::new_user(frame, fpu, fs_base).ok_or(NoMemory)?;
+    Ok(add_runnable(tid, context, false, data))
+}
+
+/// Thread ids of kernel threads start here: above every id the syscall layer hands out
+/// (Linux's `FUTEX_TID_MASK` bounds those to 30 bits), so they never collide.
+pub const KERNEL_TID_BASE: u32 = 0x4000_0000;
+
+static NEXT_KERNEL_TID: core::sync::atomic::AtomicU32 =
+    core::sync::atomic::AtomicU32::new(KERNEL_TID_BASE);
+
+/// Create a runnable kernel thread that calls `entry(arg)` with interrupts enabled.
+///
+/// It runs kernel code only and is never preempted by the timer (it may hold spin
+/// locks at any point), so `entry` must block only through [`Waiter`] or
+/// [`WaitQueue`] (never spin on a device) and call [`preempt_point`] between units of
+/// work so that application threads get the CPU when its slice ends. It may end with
+/// [`exit_current`]. It does not count as an application thread: the application's
+/// exit does not wait for it.
+pub fn spawn_kernel(entry: fn(u64) -> !, arg: u64) -> Result<Arc<Thread>, NoMemory> {
+    let context = Context::new_kernel(entry, arg).ok_or(NoMemory)?;
+    let tid = NEXT_KERNEL_TID.fetch_add(1, Ordering::Relaxed);
+    Ok(add_runnable(tid, context, true, Box::new(())))
+}
+
+fn add_runnable(
+    tid: u32,
+    context: Context,
+    kernel: bool,
+    data: Box<dyn Any + Send + Sync>,
+) -> Arc<Thread> {
     let thread = Arc::new(Thread {
         tid,
         context,
@@ -196,6 +245,7 @@ pub fn spawn(
         reason: AtomicU8::new(REASON_NONE),
         interruptible: AtomicBool::new(false),
         on_cpu: AtomicBool::new(false),
+        kernel,
         data,
     });
     with(|s| {
@@ -207,7 +257,7 @@ pub fn spawn(
         s.run_queue.push_back(thread.clone());
         rearm(s);
     });
-    Ok(thread)
+    thread
 }
 
 /// The thread running on this CPU (the idle thread before the first switch).
@@ -295,7 +345,8 @@ pub fn yield_now() {
 }
 
 /// Switch if the current slice ran out while the kernel was busy. Call where the
-/// thread holds no locks, on the way back to the application.
+/// thread holds no locks: on the way back to the application, and between units of
+/// work in a kernel thread.
 pub fn preempt_point() {
     if NEED_RESCHED.swap(false, Ordering::Relaxed) {
         yield_now();
