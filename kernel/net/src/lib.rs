@@ -66,6 +66,8 @@ mod stack;
 mod tcp;
 mod udp;
 
+#[cfg(test)]
+mod tests;
 
 pub use config::NetConfig;
 pub use device::NetDevice;
