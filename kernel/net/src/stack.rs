@@ -635,7 +635,8 @@ impl Stack {
     /// produced before a logger is set are kept until then.
     pub fn set_logger(&self, logger: fn(&str)) {
         *self.logger.lock() = Some(logger);
-        self.emit_logs(core::mem::take(&mut self.inner.lock().log));
+        let lines = core::mem::take(&mut self.inner.lock().log);
+        self.emit_logs(lines);
     }
 
     fn emit_logs(&self, lines: Vec<String>) {

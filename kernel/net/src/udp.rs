@@ -33,6 +33,10 @@ pub(crate) const MAX_UDP_PAYLOAD: usize = 65_507;
 const UDP_IP_HEADERS: usize = 28;
 /// Datagrams that may wait in smoltcp for the card (ARP, a full ring).
 const TX_SLOTS: usize = 32;
+/// How long datagrams sent just before `close` may still wait for the card (a
+/// neighbour being resolved) before they are dropped; Linux's ARP gives up after about
+/// three seconds too.
+const CLOSE_LINGER_NS: u64 = 3_000_000_000;
 
 pub(crate) struct Datagram {
     from: IpEndpoint,
@@ -64,6 +68,8 @@ pub(crate) struct UdpSock {
     pub recverr: bool,
     pub mtu_discover: i32,
     tx_seen: [usize; 2],
+    /// The descriptor is gone; the socket stays only to send what it queued.
+    closed_at: Option<u64>,
 }
 
 impl UdpSock {
@@ -89,6 +95,7 @@ impl UdpSock {
             recverr: false,
             mtu_discover: 0,
             tx_seen: [0; 2],
+            closed_at: None,
         }
     }
 
@@ -420,9 +427,32 @@ impl Inner {
         Ok(())
     }
 
+    /// The descriptor went. Datagrams still waiting for the card (for ARP, or a full
+    /// ring) go out first, as on Linux; the socket stops receiving at once.
     pub(crate) fn udp_close(&mut self, id: Id) {
-        self.udp_unbind(id);
-        self.socks.remove(&id);
+        let now = self.now;
+        let Ok(sock) = self.udp(id) else {
+            return;
+        };
+        let port = sock.port;
+        let waiting = sock.cells[IfaceId::Nic as usize]
+            .as_ref()
+            .is_some_and(|c| c.get::<udp::Socket>().send_queue() > 0);
+        if !waiting {
+            self.udp_unbind(id);
+            self.socks.remove(&id);
+            return;
+        }
+        sock.closed_at = Some(now);
+        sock.rxq.clear();
+        sock.cells[IfaceId::Loopback as usize] = None;
+        if let Some(ids) = self.udp_index.get_mut(&port) {
+            ids.retain(|&x| x != id);
+            if ids.is_empty() {
+                self.udp_index.remove(&port);
+            }
+        }
+        self.touch(Timed::Udp(id, IfaceId::Nic));
     }
 
     pub(crate) fn udp_mask(&self, id: Id) -> u32 {
@@ -654,6 +684,25 @@ impl Inner {
         sock.tx_seen[iface as usize] = queued;
         stamp(&mut sock.gen, false, room, false);
         drain_received(sock, iface);
+        if let Some(closed) = sock.closed_at {
+            let give_up = closed + CLOSE_LINGER_NS;
+            if queued == 0 || now >= give_up {
+                // Not through `udp_unbind`'s index removal: a closed socket left it.
+                let binding = sock.binding.take();
+                self.socks.remove(&id);
+                if let Some(b) = binding {
+                    self.ports.release(b);
+                }
+                self.schedule(Timed::Udp(id, IfaceId::Loopback), None);
+                self.schedule(Timed::Udp(id, IfaceId::Nic), None);
+                return;
+            }
+            self.schedule(
+                Timed::Udp(id, iface),
+                Some(deadline.map_or(give_up, |d| d.min(give_up))),
+            );
+            return;
+        }
         self.schedule(Timed::Udp(id, iface), deadline);
     }
 }

@@ -8,6 +8,17 @@ fn two_thousand_loopback_connections_each_echo() {
     const N: usize = 2000;
     let s = lo_stack();
     let l = listener(&s, addr(LO, 9000), 4096);
+    // One echo's cost with a single connection open, to compare with 2,000 open.
+    let (bc, bs) = lo_pair(&s, 9001);
+    let one_echo = |c: &OpenFile, srv: &OpenFile| {
+        let t = Instant::now();
+        for _ in 0..200 {
+            send(c, b"one more").unwrap();
+            assert_eq!(recv(srv, 100).unwrap(), b"one more");
+        }
+        t.elapsed() / 200
+    };
+    let alone = one_echo(&bc, &bs);
     let t = Instant::now();
     let mut pairs = Vec::with_capacity(N);
     for _ in 0..N {
@@ -17,7 +28,7 @@ fn two_thousand_loopback_connections_each_echo() {
         pairs.push((c, srv));
     }
     let connect = t.elapsed();
-    s.inspect(|i| assert_eq!(i.conns.len(), 2 * N));
+    s.inspect(|i| assert_eq!(i.conns.len(), 2 * N + 2));
 
     let t = Instant::now();
     for (i, (c, _)) in pairs.iter().enumerate() {
@@ -39,24 +50,24 @@ fn two_thousand_loopback_connections_each_echo() {
         s.poll();
     }
     let idle_poll = t.elapsed() / 1000;
-    // And one more echo with all of them open.
-    let t = Instant::now();
     let (c, srv) = &pairs[N / 2];
-    send(c, b"one more").unwrap();
-    assert_eq!(recv(srv, 100).unwrap(), b"one more");
-    let single = t.elapsed();
+    let crowded = one_echo(c, srv);
 
     println!(
         "{N} loopback connections: connect+accept {:?} total ({:?} each), \
-         echo round {:?} ({:?} per connection), idle poll {:?}, one send+recv {:?}",
+         echo round {:?} ({:?} per connection), idle poll {:?}, \
+         one send+recv {:?} with {N} open vs {:?} alone ({:.2}x)",
         connect,
         connect / N as u32,
         echo,
         echo / N as u32,
         idle_poll,
-        single
+        crowded,
+        alone,
+        crowded.as_secs_f64() / alone.as_secs_f64()
     );
 
+    drop((bc, bs));
     let t = Instant::now();
     drop(pairs);
     let close = t.elapsed();

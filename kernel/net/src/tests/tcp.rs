@@ -751,3 +751,68 @@ fn a_socket_operation_that_arms_an_earlier_timer_kicks() {
     // The SYN's retransmission timer is earlier than anything poll returned.
     assert!(kicks() > before);
 }
+
+#[test]
+fn buffer_sizes_bound_what_a_connection_holds() {
+    let s = lo_stack();
+    let l = tcp(&s);
+    // The listener's receive buffer passes to accepted connections.
+    set_int(&l, SOL_SOCKET, SO_RCVBUF, 4096).unwrap();
+    sock(&l).bind(&addr(LO, 6800)).unwrap();
+    sock(&l).listen(4).unwrap();
+    let c = tcp(&s);
+    set_int(&c, SOL_SOCKET, SO_SNDBUF, 3000).unwrap();
+    sock(&c).connect(&addr(LO, 6800)).unwrap();
+    let (srv, _) = sock(&l).accept(0).unwrap();
+    assert_eq!(get_int(&srv, SOL_SOCKET, SO_RCVBUF), Ok(8192));
+    let mut taken = 0;
+    while let Ok(n) = send(&c, &[5u8; 1000]) {
+        taken += n;
+    }
+    // 3000 bytes of send buffer plus 4096 of the peer's receive buffer.
+    assert_eq!(taken, 3000 + 4096);
+    // Reading opens the window and the rest follows at once over loopback.
+    assert_eq!(drain(&srv).len(), 3000 + 4096);
+}
+
+#[test]
+fn nodelay_turns_nagle_off() {
+    // Count the data segments A puts on the wire for two small writes in a row.
+    fn segments_for_two_writes(nodelay: bool) -> usize {
+        let net = Net::new();
+        let l = listener(&net.b, addr(ANY, 96), 4);
+        let c = tcp(&net.a);
+        set_int(&c, SOL_TCP, TCP_NODELAY, nodelay as i32).unwrap();
+        let _ = sock(&c).connect(&addr(B, 96));
+        net.settle();
+        let _srv = sock(&l).accept(0).unwrap();
+        net.run_ms(100);
+        let before = net.nic_a.sent.lock().unwrap().len();
+        send(&c, b"a").unwrap();
+        send(&c, b"b").unwrap();
+        let sent = net.nic_a.sent.lock().unwrap()[before..].to_vec();
+        sent.iter()
+            .filter(|f| f[12..14] == [8, 0] && f[14 + 9] == 6)
+            .filter(|f| {
+                let ip_len = usize::from(u16::from_be_bytes([f[16], f[17]]));
+                let tcp_off = usize::from(f[14 + 20 + 12] >> 4) * 4;
+                ip_len > 20 + tcp_off
+            })
+            .count()
+    }
+    assert_eq!(
+        segments_for_two_writes(false),
+        1,
+        "Nagle holds the second byte"
+    );
+    assert_eq!(segments_for_two_writes(true), 2);
+}
+
+#[test]
+fn sockets_stat_as_sockets_with_their_own_inodes() {
+    let s = lo_stack();
+    let (a, b) = (tcp(&s), udp(&s));
+    let (sa, sb) = (a.stat().unwrap(), b.stat().unwrap());
+    assert_eq!(sa.mode & skiff_fs::S_IFMT, skiff_fs::S_IFSOCK);
+    assert_ne!(sa.ino, sb.ino);
+}

@@ -252,3 +252,25 @@ fn receive_buffer_limits_the_queue() {
     // 8192 bytes of budget at ~1768 bytes per datagram.
     assert!((4..=6).contains(&n), "{n} datagrams queued");
 }
+
+#[test]
+fn datagrams_sent_before_close_still_go_out() {
+    let net = Net::new();
+    let rx = bound_udp(&net.b, addr(ANY, 4000));
+    let tx = udp(&net.a);
+    // The first datagram to a new neighbour waits for ARP; closing must not lose it.
+    send_to(&tx, b"last words", addr(B, 4000)).unwrap();
+    drop(tx);
+    net.settle();
+    assert_eq!(recv(&rx, 100).unwrap(), b"last words");
+    net.a.inspect(|i| assert!(i.socks.is_empty()));
+    // A neighbour that never answers: the socket is dropped after a while.
+    let tx = udp(&net.a);
+    send_to(&tx, b"lost", addr([10, 0, 0, 77], 4000)).unwrap();
+    drop(tx);
+    net.run_ms(5000);
+    net.a.inspect(|i| {
+        assert!(i.socks.is_empty());
+        assert_eq!(i.ports.len(), 0);
+    });
+}
