@@ -609,9 +609,12 @@ impl Inner {
                     ..
                 })) => {
                     if closed || ended {
+                        // A half-open connection that dies is forgotten; an established
+                        // one stays queued, and `accept` returns it with its error, as
+                        // on Linux.
+                        let was_pending = l.pending.contains(&id);
                         l.pending.retain(|&c| c != id);
-                        l.ready.retain(|&c| c != id);
-                        true
+                        was_pending || !l.ready.contains(&id)
                     } else {
                         if !half_open {
                             if let Some(at) = l.pending.iter().position(|&c| c == id) {
@@ -1140,8 +1143,10 @@ impl Inner {
         };
         let state = self.conns.get(&cid).map_or(State::Closed, |c| c.state);
         if state == State::SynSent {
+            // Linux disconnects, leaving ECONNRESET as the pending error.
             let sock = self.tcp(id)?;
             sock.phase = Phase::Fresh;
+            sock.error = Some(Errno::ECONNRESET);
             stamp(&mut sock.gen, false, false, true);
             self.free_conn(cid);
             return Ok(());

@@ -816,3 +816,37 @@ fn sockets_stat_as_sockets_with_their_own_inodes() {
     assert_eq!(sa.mode & skiff_fs::S_IFMT, skiff_fs::S_IFSOCK);
     assert_ne!(sa.ino, sb.ino);
 }
+
+#[test]
+fn a_queued_connection_reset_before_accept_is_still_accepted() {
+    let s = lo_stack();
+    let l = listener(&s, addr(LO, 6900), 4);
+    let c = tcp(&s);
+    sock(&c).connect(&addr(LO, 6900)).unwrap();
+    sock(&c)
+        .setsockopt(SOL_SOCKET, SO_LINGER, &[1, 0, 0, 0, 0, 0, 0, 0])
+        .unwrap();
+    drop(c);
+    assert_eq!(mask(&l), EPOLLIN | EPOLLRDNORM);
+    let (srv, _) = sock(&l).accept(0).unwrap();
+    assert_eq!(recv(&srv, 10), Err(Errno::ECONNRESET));
+    assert_eq!(
+        mask(&srv),
+        EPOLLIN | EPOLLOUT | EPOLLHUP | EPOLLRDNORM | EPOLLWRNORM | EPOLLRDHUP
+    );
+    drop(srv);
+    drop(l);
+    s.inspect(|i| assert!(i.conns.is_empty()));
+}
+
+#[test]
+fn shutdown_of_a_connect_in_progress_abandons_it() {
+    let net = Net::new();
+    *net.nic_a.cut.lock().unwrap() = true;
+    let c = tcp(&net.a);
+    assert_eq!(sock(&c).connect(&addr(B, 80)), Err(Errno::EINPROGRESS));
+    assert_eq!(sock(&c).shutdown(SHUT_WR), Ok(()));
+    assert_eq!(mask(&c), EPOLLOUT | EPOLLWRNORM | EPOLLHUP | EPOLLERR);
+    assert_eq!(get_int(&c, SOL_SOCKET, SO_ERROR), Ok(104));
+    assert_eq!(sock(&c).connect(&addr(B, 80)), Err(Errno::EINPROGRESS));
+}
