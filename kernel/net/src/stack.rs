@@ -97,7 +97,7 @@ pub(crate) struct ConnKey {
 /// Most frames taken from the card per `poll`, so one call stays bounded.
 const MAX_FRAMES_PER_POLL: usize = 512;
 /// Most loopback packets processed per flush before the rest wait for `poll`.
-const MAX_LOOPBACK_PER_FLUSH: usize = 1 << 20;
+const MAX_LOOPBACK_PER_FLUSH: usize = 1 << 16;
 /// How many segments one socket may emit per settle (the rest follow at `poll`).
 const EGRESS_ROUNDS: usize = 64;
 /// How long to wait before retrying when the card's transmit ring was full.

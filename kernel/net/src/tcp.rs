@@ -200,7 +200,12 @@ impl Conn {
         if let Some(since) = self.outstanding_since {
             at(since.max(self.last_rx) + self.data_timeout_ns());
         }
-        if self.opts.keepalive && matches!(self.state, State::Established | State::CloseWait) {
+        // Keep-alive only runs while nothing waits for acknowledgement (as in
+        // `conn_timers`), else its deadline would stay in the past.
+        if self.opts.keepalive
+            && self.outstanding_since.is_none()
+            && matches!(self.state, State::Established | State::CloseWait)
+        {
             let idle = s(self.opts.keepidle_s);
             if self.probing {
                 let count = u64::try_from(self.opts.keepcnt).unwrap_or(0);
@@ -521,6 +526,9 @@ impl Inner {
             _ => None,
         };
         if let Some(own) = conn.own_deadline() {
+            // `conn_timers` just acted on everything due, so an own deadline is in the
+            // future; the floor only guards against spinning should that ever fail.
+            let own = own.max(now + 1_000_000);
             deadline = Some(deadline.map_or(own, |d| d.min(own)));
         }
         self.schedule(Timed::Conn(id), deadline);

@@ -179,8 +179,11 @@ impl Net {
     }
 
     /// Let `ms` milliseconds of simulated time pass, running every timer that falls due.
+    /// A stack that keeps asking to be polled again at once, with nothing arriving,
+    /// would spin the kernel's network thread: that fails the test.
     pub(crate) fn run_ms(&self, ms: u64) {
         let end = now() + ms * 1_000_000;
+        let mut at_once = 0;
         loop {
             self.settle();
             let next = [self.a.poll(), self.b.poll()]
@@ -191,6 +194,8 @@ impl Net {
             if self.nic_a.rx_pending() || self.nic_b.rx_pending() {
                 continue;
             }
+            at_once = if next <= now() { at_once + 1 } else { 0 };
+            assert!(at_once < 100, "poll keeps asking to run at once");
             if next > end {
                 set_now(end);
                 self.settle();
@@ -209,8 +214,11 @@ pub(crate) fn lo_stack() -> Arc<Stack> {
 /// Run a loopback-only stack's timers for `ms`.
 pub(crate) fn run_lo(stack: &Stack, ms: u64) {
     let end = now() + ms * 1_000_000;
+    let mut at_once = 0;
     loop {
         let next = stack.poll().unwrap_or(u64::MAX);
+        at_once = if next <= now() { at_once + 1 } else { 0 };
+        assert!(at_once < 100, "poll keeps asking to run at once");
         if next > end {
             set_now(end);
             stack.poll();

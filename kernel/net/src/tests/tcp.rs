@@ -850,3 +850,28 @@ fn shutdown_of_a_connect_in_progress_abandons_it() {
     assert_eq!(get_int(&c, SOL_SOCKET, SO_ERROR), Ok(104));
     assert_eq!(sock(&c).connect(&addr(B, 80)), Err(Errno::EINPROGRESS));
 }
+
+#[test]
+fn keepalive_does_not_spin_while_data_waits_for_a_dead_peer() {
+    let net = Net::new();
+    let l = listener(&net.b, addr(ANY, 97), 4);
+    let c = tcp(&net.a);
+    set_int(&c, SOL_SOCKET, SO_KEEPALIVE, 1).unwrap();
+    set_int(&c, SOL_TCP, TCP_KEEPIDLE, 1).unwrap();
+    let _ = sock(&c).connect(&addr(B, 97));
+    net.settle();
+    let _srv = sock(&l).accept(0).unwrap();
+    *net.nic_b.cut.lock().unwrap() = true;
+    *net.nic_a.cut.lock().unwrap() = true;
+    send(&c, b"pending").unwrap();
+    // Every deadline poll returns lies in the future: time moves on without spinning.
+    let mut polls = 0;
+    let end = now() + 30_000_000_000;
+    while now() < end {
+        let next = net.a.poll().expect("retransmission keeps a timer");
+        assert!(next > now() || polls < 3, "poll asked to run again at once");
+        set_now(next.max(now() + 1));
+        polls += 1;
+        assert!(polls < 10_000, "{polls} polls in 30 s");
+    }
+}
