@@ -15,8 +15,8 @@
 //!
 //! smoltcp offers each received packet to every socket of the set it is given and
 //! visits every socket of a set to transmit, which costs O(sockets) per packet. Here
-//! every smoltcp socket lives in a set of its own ([`stack::Cell`]): received frames
-//! are classified first ([`flow`]) and go to the one set they are for (a connection
+//! every smoltcp socket lives in a set of its own (`stack::Cell`): received frames
+//! are classified first (module `flow`) and go to the one set they are for (a connection
 //! by 4-tuple, a new connection for a listener's SYN, the UDP socket(s) for a
 //! datagram, else the link's control set, where smoltcp answers ARP and ping and sends
 //! RST or port-unreachable); transmitting visits only sets that something touched or
@@ -46,10 +46,14 @@
 //!
 //! No IP fragmentation or reassembly: a UDP datagram larger than the card's MTU is
 //! `EMSGSIZE`, received fragments are dropped. No urgent data (`MSG_OOB` is
-//! `EOPNOTSUPP`). No IPv6 yet (`EAFNOSUPPORT`). TIME-WAIT lasts smoltcp's 10 s, not
+//! `EOPNOTSUPP`). No IPv6 yet (`EAFNOSUPPORT`). No raw or ping sockets (`EPERM` /
+//! `EACCES`, as Linux without the privilege). TIME-WAIT lasts smoltcp's 10 s, not
 //! 60 s. `SO_LINGER` with a non-zero timeout closes in the background instead of
 //! blocking `close`. Buffer sizes set on a connected socket apply to its next
-//! connection only.
+//! connection only; a UDP socket's `SO_SNDBUF` is recorded only. At most 256
+//! handshakes per listener wait for their final ACK at once (each holds its buffers);
+//! Linux falls back to SYN cookies where this drops the SYN, which the client then
+//! retransmits. TCP itself is smoltcp's: no timestamps and no congestion control.
 #![cfg_attr(not(test), no_std)]
 #![deny(unsafe_code)]
 
