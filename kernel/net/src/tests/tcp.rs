@@ -875,3 +875,37 @@ fn keepalive_does_not_spin_while_data_waits_for_a_dead_peer() {
         assert!(polls < 10_000, "{polls} polls in 30 s");
     }
 }
+
+#[test]
+fn acknowledged_data_stamps_an_output_edge() {
+    let net = Net::new();
+    let l = listener(&net.b, addr(ANY, 98), 4);
+    let c = tcp(&net.a);
+    let _ = sock(&c).connect(&addr(B, 98));
+    net.settle();
+    let (srv, _) = sock(&l).accept(0).unwrap();
+    while send(&c, &[0u8; 4096]).is_ok() {}
+    let g = c.generation();
+    assert_eq!(mask(&c) & EPOLLOUT, 0);
+    drain(&srv);
+    net.run_ms(50);
+    assert_ne!(mask(&c) & EPOLLOUT, 0);
+    assert!(c.generation().output > g.output);
+}
+
+#[test]
+fn orphans_in_fin_wait_2_give_up_after_linger2() {
+    let net = Net::new();
+    let l = listener(&net.b, addr(ANY, 99), 4);
+    let c = tcp(&net.a);
+    let _ = sock(&c).connect(&addr(B, 99));
+    net.settle();
+    // The server never closes its end.
+    let _srv = sock(&l).accept(0).unwrap();
+    drop(c);
+    net.run_ms(1_000);
+    net.a
+        .inspect(|i| assert_eq!(i.conns.len(), 1, "FIN-WAIT-2 in the background"));
+    net.run_ms(60_000);
+    net.a.inspect(|i| assert!(i.conns.is_empty()));
+}
