@@ -47,7 +47,9 @@
 //! No IP fragmentation or reassembly: a UDP datagram larger than the card's MTU is
 //! `EMSGSIZE`, received fragments are dropped. No urgent data (`MSG_OOB` is
 //! `EOPNOTSUPP`). No IPv6 yet (`EAFNOSUPPORT`). No raw or ping sockets (`EPERM` /
-//! `EACCES`, as Linux without the privilege). TIME-WAIT lasts smoltcp's 10 s, not
+//! `EACCES`, as Linux without the privilege). No multicast groups (`IP_ADD_MEMBERSHIP`
+//! is `ENOPROTOOPT`), and a broadcast the guest sends is not looped back to its own
+//! sockets. TIME-WAIT lasts smoltcp's 10 s, not
 //! 60 s. `SO_LINGER` with a non-zero timeout closes in the background instead of
 //! blocking `close`. Buffer sizes set on a connected socket apply to its next
 //! connection only; a UDP socket's `SO_SNDBUF` is recorded only. At most 256

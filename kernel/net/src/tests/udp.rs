@@ -274,3 +274,36 @@ fn datagrams_sent_before_close_still_go_out() {
         assert_eq!(i.ports.len(), 0);
     });
 }
+
+#[test]
+fn reuseport_spreads_datagrams_by_sender() {
+    let s = lo_stack();
+    let rx: Vec<_> = (0..2)
+        .map(|_| {
+            let u = udp(&s);
+            set_int(&u, SOL_SOCKET, SO_REUSEPORT, 1).unwrap();
+            sock(&u).bind(&addr(LO, 5300)).unwrap();
+            u
+        })
+        .collect();
+    let senders: Vec<_> = (0..20).map(|_| udp(&s)).collect();
+    for tx in &senders {
+        send_to(tx, b"hi", addr(LO, 5300)).unwrap();
+    }
+    let counts: Vec<usize> = rx
+        .iter()
+        .map(|u| std::iter::from_fn(|| recv(u, 10).ok()).count())
+        .collect();
+    assert_eq!(counts.iter().sum::<usize>(), 20);
+    assert!(counts.iter().all(|&n| n > 0), "{counts:?}");
+    // One sender always reaches the same socket.
+    let one = &senders[0];
+    for _ in 0..5 {
+        send_to(one, b"again", addr(LO, 5300)).unwrap();
+    }
+    let counts: Vec<usize> = rx
+        .iter()
+        .map(|u| std::iter::from_fn(|| recv(u, 10).ok()).count())
+        .collect();
+    assert!(counts.contains(&5) && counts.contains(&0), "{counts:?}");
+}
