@@ -1,0 +1,258 @@
+//! Classifying a received frame before smoltcp sees it: which connection, listener or
+//! datagram socket it is for.
+//!
+//! smoltcp would otherwise offer every packet to every socket of one set; classifying
+//! first lets each connection live in its own small set (see `lib.rs`). Nothing here
+//! trusts the frame: every length is checked, and anything not understood is
+//! [`Class::Other`], which goes to smoltcp's interface-level handling (ARP, ping) and is
+//! dropped there if it is garbage. Checksums are smoltcp's to verify.
+
+use skiff_errno::Errno;
+use smoltcp::wire::{
+    EthernetFrame, EthernetProtocol, IpAddress, IpEndpoint, IpProtocol, Ipv4Address, Ipv4Packet,
+    TcpPacket, UdpPacket,
+};
+
+/// What a frame carries, as far as choosing its socket goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Class {
+    Tcp {
+        /// The sender (the remote end).
+        src: IpEndpoint,
+        /// The receiver (our end).
+        dst: IpEndpoint,
+        syn: bool,
+        ack: bool,
+        rst: bool,
+    },
+    Udp {
+        src: IpEndpoint,
+        dst: IpEndpoint,
+    },
+    /// An ICMP error about a packet we sent, with the errno Linux derives from it and
+    /// whether Linux treats it as fatal ("hard") for a connected socket.
+    IcmpError {
+        errno: Errno,
+        hard: bool,
+        protocol: IpProtocol,
+        /// Our end of the offending packet.
+        local: IpEndpoint,
+        /// Its destination.
+        remote: IpEndpoint,
+    },
+    /// An ARP packet: it may teach the card's link a neighbour that sockets wait for.
+    Arp,
+    /// Pings, fragments, other protocols and anything malformed.
+    Other,
+}
+
+const ICMP_DEST_UNREACHABLE: u8 = 3;
+
+/// Classify an Ethernet frame (`ethernet`) or a bare IPv4 packet (loopback).
+pub(crate) fn classify(frame: &[u8], ethernet: bool) -> Class {
+    let packet = if ethernet {
+        let Ok(eth) = EthernetFrame::new_checked(frame) else {
+            return Class::Other;
+        };
+        match eth.ethertype() {
+            EthernetProtocol::Ipv4 => {}
+            EthernetProtocol::Arp => return Class::Arp,
+            _ => return Class::Other,
+        }
+        &frame[EthernetFrame::<&[u8]>::header_len()..]
+    } else {
+        frame
+    };
+    let Ok(ip) = Ipv4Packet::new_checked(packet) else {
+        return Class::Other;
+    };
+    if ip.version() != 4 || ip.more_frags() || ip.frag_offset() != 0 {
+        // No reassembly (see `lib.rs`): smoltcp drops fragments.
+        return Class::Other;
+    }
+    let src = IpAddress::Ipv4(ip.src_addr());
+    let dst = IpAddress::Ipv4(ip.dst_addr());
+    let payload = ip.payload();
+    match ip.next_header() {
+        IpProtocol::Tcp => {
+            let Ok(tcp) = TcpPacket::new_checked(payload) else {
+                return Class::Other;
+            };
+            Class::Tcp {
+                src: IpEndpoint::new(src, tcp.src_port()),
+                dst: IpEndpoint::new(dst, tcp.dst_port()),
+                syn: tcp.syn(),
+                ack: tcp.ack(),
+                rst: tcp.rst(),
+            }
+        }
+        IpProtocol::Udp => {
+            let Ok(udp) = UdpPacket::new_checked(payload) else {
+                return Class::Other;
+            };
+            Class::Udp {
+                src: IpEndpoint::new(src, udp.src_port()),
+                dst: IpEndpoint::new(dst, udp.dst_port()),
+            }
+        }
+        IpProtocol::Icmp => classify_icmp(payload),
+        _ => Class::Other,
+    }
+}
+
+/// An ICMP destination-unreachable message: type, code, checksum, 4 unused bytes, then
+/// the offending packet's IP header and at least 8 bytes of its payload.
+fn classify_icmp(icmp: &[u8]) -> Class {
+    if icmp.len() < 8 || icmp[0] != ICMP_DEST_UNREACHABLE {
+        return Class::Other;
+    }
+    // Linux's `icmp_err_convert` table: the errno and whether it is fatal.
+    let (errno, hard) = match icmp[1] {
+        0 => (Errno::ENETUNREACH, false),
+        1 => (Errno::EHOSTUNREACH, false),
+        2 => (Errno::ENOPROTOOPT, true),
+        3 => (Errno::ECONNREFUSED, true),
+        // Fragmentation needed: a path-MTU signal, not an error for the socket.
+        4 => return Class::Other,
+        5 => (Errno::EOPNOTSUPP, false),
+        6 => (Errno::ENETUNREACH, true),
+        7 => (Errno::EHOSTDOWN, true),
+        // Linux says ENONET ("machine is not on the network"), which Skiff's errno set
+        // does not have; EHOSTUNREACH is the nearest meaning.
+        8 => (Errno::EHOSTUNREACH, true),
+        9 => (Errno::ENETUNREACH, true),
+        10 => (Errno::EHOSTUNREACH, true),
+        11 => (Errno::ENETUNREACH, false),
+        12 => (Errno::EHOSTUNREACH, false),
+        _ => (Errno::EHOSTUNREACH, false),
+    };
+    let inner = &icmp[8..];
+    if inner.len() < 20 || inner[0] >> 4 != 4 {
+        return Class::Other;
+    }
+    let header_len = usize::from(inner[0] & 0x0f) * 4;
+    if header_len < 20 || inner.len() < header_len + 4 {
+        return Class::Other;
+    }
+    let protocol = IpProtocol::from(inner[9]);
+    if !matches!(protocol, IpProtocol::Tcp | IpProtocol::Udp) {
+        return Class::Other;
+    }
+    let addr = |at: usize| {
+        IpAddress::Ipv4(Ipv4Address::new(
+            inner[at],
+            inner[at + 1],
+            inner[at + 2],
+            inner[at + 3],
+        ))
+    };
+    let port = |at: usize| u16::from_be_bytes([inner[at], inner[at + 1]]);
+    Class::IcmpError {
+        errno,
+        hard,
+        protocol,
+        local: IpEndpoint::new(addr(12), port(header_len)),
+        remote: IpEndpoint::new(addr(16), port(header_len + 2)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An IPv4 header (no options) for `protocol` with `payload_len` bytes after it.
+    fn ipv4(protocol: u8, src: [u8; 4], dst: [u8; 4], payload_len: usize) -> Vec<u8> {
+        let total = (20 + payload_len) as u16;
+        let mut h = vec![0x45, 0, 0, 0, 0, 0, 0x40, 0, 64, protocol, 0, 0];
+        h[2..4].copy_from_slice(&total.to_be_bytes());
+        h.extend_from_slice(&src);
+        h.extend_from_slice(&dst);
+        h
+    }
+
+    fn tcp_segment(sport: u16, dport: u16, flags: u8) -> Vec<u8> {
+        let mut t = vec![0u8; 20];
+        t[0..2].copy_from_slice(&sport.to_be_bytes());
+        t[2..4].copy_from_slice(&dport.to_be_bytes());
+        t[12] = 5 << 4;
+        t[13] = flags;
+        t
+    }
+
+    #[test]
+    fn tcp_over_loopback_and_ethernet() {
+        let mut p = ipv4(6, [10, 0, 0, 2], [10, 0, 0, 1], 20);
+        p.extend(tcp_segment(40000, 80, 0x02));
+        let want = Class::Tcp {
+            src: IpEndpoint::new(IpAddress::v4(10, 0, 0, 2), 40000),
+            dst: IpEndpoint::new(IpAddress::v4(10, 0, 0, 1), 80),
+            syn: true,
+            ack: false,
+            rst: false,
+        };
+        assert_eq!(classify(&p, false), want);
+        let mut f = vec![0u8; 12];
+        f.extend_from_slice(&[0x08, 0x00]);
+        f.extend_from_slice(&p);
+        assert_eq!(classify(&f, true), want);
+        f[12..14].copy_from_slice(&[0x08, 0x06]);
+        assert_eq!(classify(&f, true), Class::Arp);
+        f[12..14].copy_from_slice(&[0x86, 0xdd]);
+        assert_eq!(classify(&f, true), Class::Other);
+    }
+
+    #[test]
+    fn icmp_port_unreachable_names_the_udp_flow() {
+        let mut inner = ipv4(17, [127, 0, 0, 1], [127, 0, 0, 1], 8);
+        inner.extend_from_slice(&[0x9c, 0x40, 0, 9, 0, 8, 0, 0]);
+        let mut icmp = vec![3, 3, 0, 0, 0, 0, 0, 0];
+        icmp.extend(inner);
+        let mut p = ipv4(1, [127, 0, 0, 1], [127, 0, 0, 1], icmp.len());
+        p.extend(icmp);
+        assert_eq!(
+            classify(&p, false),
+            Class::IcmpError {
+                errno: Errno::ECONNREFUSED,
+                hard: true,
+                protocol: IpProtocol::Udp,
+                local: IpEndpoint::new(IpAddress::v4(127, 0, 0, 1), 40000),
+                remote: IpEndpoint::new(IpAddress::v4(127, 0, 0, 1), 9),
+            }
+        );
+    }
+
+    #[test]
+    fn garbage_never_panics_and_is_other() {
+        // Every truncation of valid packets, and some random-looking bytes.
+        let mut p = ipv4(6, [10, 0, 0, 2], [10, 0, 0, 1], 20);
+        p.extend(tcp_segment(1, 2, 0x12));
+        for n in 0..p.len() {
+            let c = classify(&p[..n], false);
+            assert_eq!(c, Class::Other, "truncated to {n}");
+            assert!(matches!(classify(&p[..n], true), Class::Other | Class::Arp));
+        }
+        let mut icmp = vec![3, 3, 0, 0, 0, 0, 0, 0, 0x4f];
+        icmp.resize(30, 0xff);
+        let mut q = ipv4(1, [1, 1, 1, 1], [2, 2, 2, 2], icmp.len());
+        q.extend(icmp);
+        assert_eq!(classify(&q, false), Class::Other);
+        let mut seed = 0x1234_5678u32;
+        for len in 0..200 {
+            let bytes: Vec<u8> = (0..len)
+                .map(|_| {
+                    seed ^= seed << 13;
+                    seed ^= seed >> 17;
+                    seed ^= seed << 5;
+                    seed as u8
+                })
+                .collect();
+            let _ = classify(&bytes, true);
+            let _ = classify(&bytes, false);
+        }
+        // A fragment is not classified.
+        let mut frag = ipv4(17, [1, 1, 1, 1], [2, 2, 2, 2], 8);
+        frag[6] = 0x20;
+        frag.extend_from_slice(&[0, 1, 0, 2, 0, 8, 0, 0]);
+        assert_eq!(classify(&frag, false), Class::Other);
+    }
+}
