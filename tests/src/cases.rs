@@ -431,6 +431,30 @@ pub fn c_cases() -> Vec<Case> {
                 )
             },
         },
+        Case {
+            name: "timerfd-signalfd",
+            program: "timerfd_signalfd",
+            setup: |r| r.guest_timeout_secs(THREADED_GUEST_TIMEOUT_SECS),
+            check: |o| {
+                all_checks_pass(o)?;
+                has_lines(
+                    o,
+                    &[
+                        "timerfd: flags 0x802 mode 600 link anon_inode:[timerfd]",
+                        "one-shot blocking read: 1",
+                        "absolute past ticks: 11",
+                        "epoll timer: 1 data 7 events 0x1",
+                        "  record: signo 12 code SI_TKILL pid self int 0",
+                        "  record: signo 10 code SI_USER pid self int 0",
+                        "read three: 3 order 10 12 15",
+                        "timer record: signo 12 code SI_TIMER pid 0 int 77",
+                        "worker read: 12",
+                        "epoll signal: 1 data 5 events 0x1",
+                        "timerfd_signalfd: done",
+                    ],
+                )
+            },
+        },
     ]
 }
 

@@ -85,6 +85,7 @@ differential_tests! {
     signals => "signals",
     futex_stress => "futex-stress",
     epoll_eventfd => "epoll-eventfd",
+    timerfd_signalfd => "timerfd-signalfd",
     rust_probe => "rust-probe",
     rust_probe_exit_3 => "rust-probe-exit-3",
     rust_threads => "rust-threads",
