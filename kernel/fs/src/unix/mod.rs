@@ -19,6 +19,25 @@
 //! * Received `SCM_RIGHTS` files come back in [`Received::rights`]; the syscall layer
 //!   installs them as descriptors (and closes what does not fit, as Linux).
 //!
+//! # For the syscall layer
+//!
+//! * Pass `MSG_DONTWAIT` to [`Socket::recv`] for `O_NONBLOCK` descriptors too: a
+//!   datagram socket shut down for reading answers `EAGAIN` to a caller that will not
+//!   wait and 0 to one that would (Linux's blocking receive returns 0 there, and
+//!   waiting on its readiness would spin).
+//! * Two `EAGAIN`s are not visible in the caller's own readiness, as on Linux, where
+//!   the caller sleeps on the *other* socket: `connect` to a listener whose backlog is
+//!   full, and `sendto` an unconnected datagram socket whose queue is full. A blocking
+//!   caller should retry on each I/O event (the listener's `accept` and the
+//!   receiver's reads change them) rather than wait for its own `EPOLLOUT`.
+//! * `SO_PASSCRED` is read from [`OptionValues::passcred`], so the generic option code
+//!   may own it; [`UnixSocket::setsockopt`] also accepts it.
+//! * Every address that is not AF_UNIX is `EINVAL` here, as in Linux's
+//!   `unix_validate_addr` (including families [`SockAddr::decode`] calls
+//!   `EAFNOSUPPORT`); `AF_UNSPEC` dissolves a datagram socket's association.
+//! * Wake I/O waiters after `send`, `recv`, `accept`, `connect`, `shutdown` and close,
+//!   as for pipes: readiness here only changes through those.
+//!
 //! # Model
 //!
 //! Each socket is an [`Endpoint`] held by its open file ([`UnixSocket`]); connected
