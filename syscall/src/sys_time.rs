@@ -111,6 +111,7 @@ pub fn settimeofday(a: &Args) -> KResult<u64> {
         return Err(Errno::EINVAL);
     }
     time::set_realtime_now(tv[0] * NSEC + tv[1] * 1000);
+    crate::sys_timerfd::clock_was_set();
     Ok(0)
 }
 
@@ -119,6 +120,7 @@ pub fn clock_settime(a: &Args) -> KResult<u64> {
     match a.u32(0) {
         CLOCK_REALTIME => {
             time::set_realtime_now(ns);
+            crate::sys_timerfd::clock_was_set();
             Ok(0)
         }
         // Monotonic and CPU-time clocks cannot be set, on Linux either.

@@ -6,6 +6,7 @@ use crate::nr::*;
 use crate::thread as th;
 use crate::{futex, sys_epoll as ep, sys_signal as sig, sys_timer as tm};
 use crate::{sys_fs as f, sys_mem as m, sys_poll as io, sys_proc as p, sys_time as t};
+use crate::{sys_signalfd as sfd, sys_timerfd as tfd};
 use core::sync::atomic::{AtomicU64, Ordering};
 use skiff_arch::entry::SyscallReturn;
 use skiff_arch::TrapFrame;
@@ -202,6 +203,11 @@ fn call(a: &Args, frame: &TrapFrame, fpu: &[u8]) -> KResult<u64> {
         EPOLL_PWAIT2 => ep::epoll_pwait2(a),
         EVENTFD => ep::eventfd(a),
         EVENTFD2 => ep::eventfd2(a),
+        SIGNALFD => sfd::signalfd(a),
+        SIGNALFD4 => sfd::signalfd4(a),
+        TIMERFD_CREATE => tfd::timerfd_create(a),
+        TIMERFD_SETTIME => tfd::timerfd_settime(a),
+        TIMERFD_GETTIME => tfd::timerfd_gettime(a),
         CLONE3 => th::clone3(a, frame, fpu),
         nr => unknown(nr),
     }

@@ -448,6 +448,56 @@ pub fn c_cases() -> Vec<Case> {
                 )
             },
         },
+        Case {
+            name: "timerfd-signalfd",
+            program: "timerfd_signalfd",
+            setup: |r| r.guest_timeout_secs(THREADED_GUEST_TIMEOUT_SECS),
+            check: |o| {
+                all_checks_pass(o)?;
+                has_lines(
+                    o,
+                    &[
+                        "timerfd: flags 0x802 mode 600 link anon_inode:[timerfd]",
+                        "one-shot blocking read: 1",
+                        "absolute past ticks: 11",
+                        "epoll timer: 1 data 7 events 0x1",
+                        "  record: signo 12 code SI_TKILL pid self int 0",
+                        "  record: signo 10 code SI_USER pid self int 0",
+                        "read three: 3 order 10 12 15",
+                        "timer record: signo 12 code SI_TIMER pid 0 int 77",
+                        "worker read: 12",
+                        "epoll signal: 1 data 5 events 0x1",
+                        "timerfd_signalfd: done",
+                    ],
+                )
+            },
+        },
+        Case {
+            name: "unix-sockets",
+            program: "unix_sockets",
+            setup: |r| r.guest_timeout_secs(THREADED_GUEST_TIMEOUT_SECS),
+            check: |o| {
+                all_checks_pass(o)?;
+                has_lines(
+                    o,
+                    &[
+                        "srv: socket 1 mode 755",
+                        "connect 2: EAGAIN",
+                        "accepted peer address len 2",
+                        "autobind name: len 8 leading NUL 1 five hex digits 1",
+                        "256 KiB non-blocking write: 219264",
+                        "one-byte writes that fit: 278",
+                        "queued before EAGAIN: 11 (EAGAIN)",
+                        "survivor, peer closed with unread data: IN RDNORM OUT WRNORM WRBAND RDHUP HUP ERR",
+                        "recv: 1 bytes [A] 1 fds",
+                        "  credentials: pid self uid 0 gid 0",
+                        "epoll peer shutdown: 1 events 0x2001",
+                        "blocking seqpacket read: 4",
+                        "unix_sockets: done",
+                    ],
+                )
+            },
+        },
     ]
     .into_iter()
     .chain(network_c_cases())

@@ -86,6 +86,8 @@ differential_tests! {
     futex_stress => "futex-stress",
     epoll_eventfd => "epoll-eventfd",
     poll_hangup => "poll-hangup",
+    timerfd_signalfd => "timerfd-signalfd",
+    unix_sockets => "unix-sockets",
     rust_probe => "rust-probe",
     rust_probe_exit_3 => "rust-probe-exit-3",
     rust_threads => "rust-threads",

@@ -1,7 +1,8 @@
 //! Skiff's file system layer: the VFS (path resolution, inodes, open files), the
 //! in-memory root filesystem (tmpfs), device files (devtmpfs on `/dev`), procfs,
 //! cpio `newc` unpacking of the initrd, the per-process descriptor table, and the files
-//! that have no name in the tree: pipes, eventfds and epoll instances.
+//! that have no name in the tree: pipes, eventfds, epoll instances, timerfds,
+//! signalfds and AF_UNIX sockets.
 //!
 //! The syscall layer calls in with kernel buffers it has already copied from or will
 //! copy to user memory; nothing here touches user pointers. Errors are Linux errnos.
@@ -34,6 +35,11 @@
 //!   kernel `struct termios` (36 bytes) from `TCGETS`.
 //! * Sockets: the [`Socket`] contract every family implements, [`SockAddr`] in
 //!   Linux's layouts, and [`socket::socket_file`] to put one in the descriptor table.
+//!   AF_UNIX sockets: [`unix::socket`]`(fs, type, protocol, flags)` and
+//!   [`unix::socketpair`]`(type, protocol, flags)`.
+//! * Timers and signals as files: [`timerfd::timerfd_create`] (the kernel supplies a
+//!   [`timerfd::TimerHost`] and calls [`timerfd::expire`] from its timer callback) and
+//!   [`signalfd::signalfd`] (over the syscall layer's [`signalfd::SignalSource`]).
 //! * Extending: implement [`FileSystem`] and [`Inode`] (a FAT volume later) and
 //!   [`Vfs::mount`] it; register character drivers with [`Vfs::register_device`].
 #![cfg_attr(not(test), no_std)]
@@ -51,9 +57,12 @@ pub mod file;
 pub mod inode;
 pub mod pipe;
 pub mod procfs;
+pub mod signalfd;
 pub mod socket;
+pub mod timerfd;
 pub mod tmpfs;
 pub mod types;
+pub mod unix;
 pub mod vfs;
 
 pub use cpio::{unpack_cpio, UnpackStats};

@@ -77,7 +77,16 @@ pub fn send_to_thread(thread: &Arc<Thread>, info: SigInfo) -> KResult<()> {
     if task.blocked() & bit == 0 {
         skiff_sched::interrupt(thread);
     }
+    posted();
     Ok(())
+}
+
+/// A signal is pending: a thread that blocks it may be waiting for it on a signalfd
+/// (in `read`, `poll` or `epoll_wait`), which no interruption reaches. Safe in
+/// interrupt context.
+fn posted() {
+    skiff_fs::signalfd::signal_posted();
+    crate::wait::io_event();
 }
 
 /// Send a signal to the process (`kill`, `alarm`, `SIGEV_SIGNAL` timers): any thread
@@ -113,6 +122,7 @@ pub fn send_to_process(info: SigInfo) -> KResult<()> {
     if let Some(t) = taker {
         skiff_sched::interrupt(&t);
     }
+    posted();
     Ok(())
 }
 
