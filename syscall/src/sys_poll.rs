@@ -115,6 +115,24 @@ fn read_timespec(p: UserPtr) -> KResult<Option<i64>> {
     Ok(Some(ts[0].saturating_mul(NSEC).saturating_add(ts[1])))
 }
 
+/// Linux writes the time left back into `select`'s `timeval` and the `timespec` of
+/// `pselect6` and `ppoll` when the call returns, however it returns (musl and glibc
+/// hide this from `pselect` and `ppoll` callers, but raw `select` users see it). A
+/// pointer that cannot be written to is ignored, as Linux does.
+fn write_time_left(ptr: UserPtr, deadline: Option<u64>, micros: bool) {
+    let Some(deadline) = deadline else { return };
+    if ptr.is_null() {
+        return;
+    }
+    let left = deadline.saturating_sub(time::monotonic_ns()) as i64;
+    let sub = if micros {
+        (left % NSEC) / 1000
+    } else {
+        left % NSEC
+    };
+    let _ = ptr.write(&[left / NSEC, sub]);
+}
+
 pub fn ppoll(a: &Args) -> KResult<u64> {
     if !a.ptr(3).is_null() && a.usize(4) != 8 {
         return Err(Errno::EINVAL);
@@ -125,7 +143,9 @@ pub fn ppoll(a: &Args) -> KResult<u64> {
     } else {
         Some(a.ptr(3).read::<u64>()?)
     };
-    crate::sys_signal::with_mask(mask, || poll_common(a.ptr(0), a.usize(1), deadline))
+    let r = crate::sys_signal::with_mask(mask, || poll_common(a.ptr(0), a.usize(1), deadline));
+    write_time_left(a.ptr(2), deadline, false);
+    r
 }
 
 fn select_common(a: &Args, deadline: Option<u64>) -> KResult<u64> {
@@ -203,7 +223,9 @@ pub fn select(a: &Args) -> KResult<u64> {
         }
         deadline_after_ns(tv[0].saturating_mul(NSEC).saturating_add(tv[1] * 1000))
     };
-    select_common(a, deadline)
+    let r = select_common(a, deadline);
+    write_time_left(a.ptr(4), deadline, true);
+    r
 }
 
 pub fn pselect6(a: &Args) -> KResult<u64> {
@@ -221,5 +243,7 @@ pub fn pselect6(a: &Args) -> KResult<u64> {
             Some(UserPtr(set).read::<u64>()?)
         }
     };
-    crate::sys_signal::with_mask(mask, || select_common(a, deadline))
+    let r = crate::sys_signal::with_mask(mask, || select_common(a, deadline));
+    write_time_left(a.ptr(4), deadline, false);
+    r
 }
