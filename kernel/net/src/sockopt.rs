@@ -8,11 +8,14 @@ use skiff_errno::{Errno, KResult};
 pub(crate) const SOMAXCONN: i32 = 4096;
 
 /// Bytes of receive and send buffer a TCP connection gets unless `SO_RCVBUF` /
-/// `SO_SNDBUF` say otherwise. 32 KiB each keeps 2,000 loopback connections (4,000
-/// endpoints) within 256 MiB while a 32 KiB window still fills a loopback or
-/// user-networking path.
-pub(crate) const TCP_DEFAULT_RX: usize = 32 * 1024;
-pub(crate) const TCP_DEFAULT_TX: usize = 32 * 1024;
+/// `SO_SNDBUF` say otherwise. smoltcp allocates both when the connection is made and
+/// cannot grow them later (Linux starts at 128 KiB / 16 KiB and autotunes up to
+/// megabytes), so this is a compromise: 64 KiB each lets a peer that writes a few
+/// hundred KiB before it reads its echo (a common test pattern) make progress through
+/// both endpoints' buffers, fills a loopback or user-networking path, and keeps 1,000
+/// connections within 128 MiB.
+pub(crate) const TCP_DEFAULT_RX: usize = 64 * 1024;
+pub(crate) const TCP_DEFAULT_TX: usize = 64 * 1024;
 /// Linux's default `net.core.rmem_max` / `wmem_max`: the largest `SO_RCVBUF` /
 /// `SO_SNDBUF` an unprivileged request gets (before doubling).
 pub(crate) const RMEM_MAX: u32 = 212_992;

@@ -550,7 +550,7 @@ fn generation_stamps_every_arrival() {
 fn options_with_effect_and_hints() {
     let s = lo_stack();
     let t = tcp(&s);
-    assert_eq!(get_int(&t, SOL_SOCKET, SO_RCVBUF), Ok(65536));
+    assert_eq!(get_int(&t, SOL_SOCKET, SO_RCVBUF), Ok(2 * 64 * 1024));
     set_int(&t, SOL_SOCKET, SO_RCVBUF, 100_000).unwrap();
     assert_eq!(get_int(&t, SOL_SOCKET, SO_RCVBUF), Ok(200_000));
     set_int(&t, SOL_SOCKET, SO_SNDBUF, 1).unwrap();
