@@ -6,6 +6,7 @@
 
 extern crate alloc;
 
+mod net;
 mod trap;
 
 use skiff_arch::boot::BootHandoff;
@@ -134,6 +135,7 @@ fn kmain(h: BootHandoff) -> ! {
     // registered, so the first interrupt finds its driver.
     skiff_drivers::probe(cmd);
     cpu::enable_interrupts();
+    net::start(cmd);
 
     // The root filesystem and the application.
     let initrd: &[u8] = match info.initrd {

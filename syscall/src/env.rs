@@ -54,7 +54,9 @@ impl KernelEntropy {
         }
     }
 
-    fn next(&self) -> u64 {
+    /// Eight random bytes (seeds for the kernel's own use, such as TCP sequence
+    /// numbers and ephemeral ports).
+    pub fn next(&self) -> u64 {
         if self.rdrand {
             if let Some(v) = cpu::rdrand() {
                 return v;

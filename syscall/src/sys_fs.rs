@@ -1,6 +1,6 @@
 //! File and directory system calls: decode, call `skiff-fs`, encode.
 
-use crate::args::{read_iovecs, Args, DirFd, UserPtr, AT_FDCWD};
+use crate::args::{read_iovecs, Args, DirFd, IoVec, UserPtr, AT_FDCWD};
 use crate::process::current;
 use alloc::sync::Arc;
 use alloc::vec;
@@ -148,13 +148,27 @@ fn write_from_user(f: &OpenFile, buf: UserPtr, count: usize, offset: Option<i64>
     Ok(done as u64)
 }
 
+/// The one iovec of a plain `read`/`write`, for the socket path.
+fn single_iovec(a: &Args) -> [IoVec; 1] {
+    [IoVec {
+        base: a.ptr(1).addr(),
+        len: a.usize(2) as u64,
+    }]
+}
+
 pub fn read(a: &Args) -> KResult<u64> {
     let f = file(a.fd(0)?)?;
+    if f.socket().is_some() {
+        return crate::sys_net::read_socket(&f, &single_iovec(a));
+    }
     read_to_user(&f, a.ptr(1), a.usize(2), None)
 }
 
 pub fn write(a: &Args) -> KResult<u64> {
     let f = file(a.fd(0)?)?;
+    if f.socket().is_some() {
+        return crate::sys_net::write_socket(&f, &single_iovec(a));
+    }
     write_from_user(&f, a.ptr(1), a.usize(2), None)
 }
 
@@ -182,6 +196,18 @@ pub fn pwrite64(a: &Args) -> KResult<u64> {
 fn vectored(a: &Args, write: bool, offset: Option<i64>) -> KResult<u64> {
     let f = file(a.fd(0)?)?;
     let iovs = read_iovecs(a.ptr(1), a.usize(2))?;
+    if f.socket().is_some() {
+        // One message for all the vectors (a datagram must not be split), and socket
+        // semantics (timeouts, SIGPIPE); sockets have no offsets.
+        if offset.is_some() {
+            return Err(Errno::ESPIPE);
+        }
+        return if write {
+            crate::sys_net::write_socket(&f, &iovs)
+        } else {
+            crate::sys_net::read_socket(&f, &iovs)
+        };
+    }
     let mut total = 0u64;
     for iov in iovs {
         if iov.len == 0 {
@@ -261,10 +287,17 @@ pub fn sendfile(a: &Args) -> KResult<u64> {
     if offset.is_some_and(|o| o < 0) {
         return Err(Errno::EINVAL);
     }
-    let mut buf = vec![0u8; count.min(CHUNK)];
+    // A socket or pipe takes at most what fits in its buffer per write, and what it
+    // does not take was read for nothing: move streams in smaller pieces.
+    let chunk = if is_regular(&out) {
+        CHUNK
+    } else {
+        STREAM_CHUNK
+    };
+    let mut buf = vec![0u8; count.min(chunk)];
     let mut done = 0usize;
     while done < count {
-        let want = (count - done).min(CHUNK);
+        let want = (count - done).min(chunk);
         let n = match offset {
             Some(o) => inp.pread(&mut buf[..want], o)?,
             None => blocking(&inp, false, || inp.read(&mut buf[..want]))?,

@@ -4,7 +4,7 @@
 use crate::args::Args;
 use crate::nr::*;
 use crate::thread as th;
-use crate::{futex, sys_epoll as ep, sys_signal as sig, sys_timer as tm};
+use crate::{futex, sys_epoll as ep, sys_net as net, sys_signal as sig, sys_timer as tm};
 use crate::{sys_fs as f, sys_mem as m, sys_poll as io, sys_proc as p, sys_time as t};
 use crate::{sys_signalfd as sfd, sys_timerfd as tfd};
 use core::sync::atomic::{AtomicU64, Ordering};
@@ -209,6 +209,24 @@ fn call(a: &Args, frame: &TrapFrame, fpu: &[u8]) -> KResult<u64> {
         TIMERFD_SETTIME => tfd::timerfd_settime(a),
         TIMERFD_GETTIME => tfd::timerfd_gettime(a),
         CLONE3 => th::clone3(a, frame, fpu),
+        SOCKET => net::socket(a),
+        SOCKETPAIR => net::socketpair(a),
+        BIND => net::bind(a),
+        LISTEN => net::listen(a),
+        ACCEPT => net::accept(a),
+        ACCEPT4 => net::accept4(a),
+        CONNECT => net::connect(a),
+        SHUTDOWN => net::shutdown(a),
+        GETSOCKNAME => net::getsockname(a),
+        GETPEERNAME => net::getpeername(a),
+        SENDTO => net::sendto(a),
+        RECVFROM => net::recvfrom(a),
+        SENDMSG => net::sendmsg(a),
+        RECVMSG => net::recvmsg(a),
+        SENDMMSG => net::sendmmsg(a),
+        RECVMMSG => net::recvmmsg(a),
+        SETSOCKOPT => net::setsockopt(a),
+        GETSOCKOPT => net::getsockopt(a),
         nr => unknown(nr),
     }
 }

@@ -6,11 +6,15 @@
 //! and cheap at the scale of one program; per-object readiness queues replace it with
 //! the networking work, when sockets bring many descriptors per waiter.
 
+use core::sync::atomic::{AtomicU64, Ordering};
 use skiff_arch::time;
 use skiff_errno::{Errno, KResult};
 use skiff_sched::{WaitQueue, WakeReason};
 
 static IO_EVENTS: WaitQueue = WaitQueue::new();
+/// How many I/O events there have been, so a waiter can tell that one happened even
+/// when the condition it checks was already true (see [`io_generation`]).
+static GENERATION: AtomicU64 = AtomicU64::new(0);
 
 /// How long an I/O waiter sleeps before re-checking anyway. The serial receive
 /// interrupt normally wakes it; the UART raises that interrupt only on a FIFO
@@ -20,7 +24,16 @@ const RECHECK_NS: u64 = 10_000_000;
 /// Something a waiter may be waiting for changed (data arrived, a pipe end closed).
 /// Safe in interrupt context.
 pub fn io_event() {
+    GENERATION.fetch_add(1, Ordering::Release);
     IO_EVENTS.wake_all();
+}
+
+/// The I/O event count: read it before trying an operation, and "an I/O event has
+/// happened since" is `io_generation() != before`. For operations that wait on another
+/// object than the one they report readiness for (a connect to a full AF_UNIX
+/// backlog waits for the listener, not for its own socket).
+pub fn io_generation() -> u64 {
+    GENERATION.load(Ordering::Acquire)
 }
 
 /// Wait until `ready()` or the deadline (monotonic ns). `Ok(true)`: ready; `Ok(false)`:
