@@ -388,6 +388,70 @@ fn host_tools_read_what_the_guest_wrote_and_fsck_finds_it_clean() {
     assert_eq!(outcome.stdout_text(), "made on the host\n");
 }
 
+/// Names beyond ASCII travel both ways: what a guest program names `été.txt` the host
+/// tools list and copy out under that name, and what the host tools copy in under
+/// `日本/Äpfel.txt` the guest opens and lists by its name.
+#[test]
+fn non_ascii_names_round_trip_between_guest_and_host_tools() {
+    let Some(guest) = guest() else { return };
+    let scratch = ScratchDir::new("volume-names");
+    let image = new_volume(&guest, &scratch, "vol.img", "8M");
+    let busybox = Path::new("/bin/busybox");
+    let script = "echo 'made in the guest' > '/data/été.txt'";
+    run_on_volume(&guest, busybox, &["sh", "-c", script], &image, &[]);
+    run_on_volume(&guest, busybox, &["mkdir", "/data/Ünïcode"], &image, &[]);
+    let img = image.to_str().unwrap();
+    let listing = skiff_ok(&guest, &["volume", "ls", img]);
+    for name in [" été.txt\n", " Ünïcode/\n"] {
+        assert!(
+            listing.contains(name),
+            "volume ls lacks {name:?}:\n{listing}"
+        );
+    }
+    let out = scratch.path().join("out.txt");
+    skiff_ok(
+        &guest,
+        &[
+            "volume",
+            "cp",
+            &format!("{img}:/été.txt"),
+            out.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(
+        std::fs::read_to_string(&out).unwrap(),
+        "made in the guest\n"
+    );
+
+    let host_file = scratch.write("Äpfel.txt", "made on the host\n");
+    skiff_ok(
+        &guest,
+        &[
+            "volume",
+            "cp",
+            host_file.to_str().unwrap(),
+            &format!("{img}:/日本/Äpfel.txt"),
+        ],
+    );
+    let (_, outcome) = run_on_volume(
+        &guest,
+        busybox,
+        &["cat", "/data/日本/Äpfel.txt"],
+        &image,
+        &[],
+    );
+    assert_eq!(outcome.stdout_text(), "made on the host\n");
+    // The shell's glob lists the directories through getdents64 (busybox's ls would
+    // show bytes beyond ASCII as '?').
+    let script = "for f in /data/* /data/日本/*; do echo \"$f\"; done";
+    let (_, outcome) = run_on_volume(&guest, busybox, &["sh", "-c", script], &image, &[]);
+    assert_eq!(
+        outcome.stdout_text(),
+        "/data/Ünïcode\n/data/été.txt\n/data/日本\n/data/日本/Äpfel.txt\n"
+    );
+    assert_fsck_clean(&image);
+}
+
 /// Filling a volume gives ENOSPC; what was written stays readable and the volume stays
 /// consistent.
 #[test]
