@@ -420,6 +420,23 @@ pub struct CreateOptions {
     pub fat_type: Option<FatType>,
 }
 
+/// A fresh volume ID (the serial number FAT stores in the boot sector, which Linux shows
+/// as the filesystem's UUID): random, as mkfs.fat makes them, so two volumes can be told
+/// apart. Falls back to the time when the host has no random source.
+fn new_volume_id() -> u32 {
+    let mut bytes = [0u8; 4];
+    if File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .is_ok()
+    {
+        return u32::from_le_bytes(bytes);
+    }
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    (now.as_secs() as u32) ^ now.subsec_nanos().rotate_left(16) ^ std::process::id()
+}
+
 /// Create `path` as a `size`-byte volume with a fresh FAT filesystem. An existing file is
 /// an error unless `options.force` (then it is replaced). Returns the FAT type.
 pub fn create(path: &Path, size: u64, options: CreateOptions) -> Result<FatType, String> {
@@ -460,7 +477,7 @@ pub fn create(path: &Path, size: u64, options: CreateOptions) -> Result<FatType,
     file.set_len(0)
         .and_then(|()| file.set_len(size))
         .map_err(|e| cleanup(describe_io(path, &e)))?;
-    let mut format = FormatVolumeOptions::new();
+    let mut format = FormatVolumeOptions::new().volume_id(new_volume_id());
     if let Some(label) = label {
         format = format.volume_label(label);
     }
@@ -518,7 +535,7 @@ const NEW_OWNER: NewOwner = NewOwner {
 };
 
 /// The label and dirty flag of a FAT boot sector.
-fn boot_sector_facts(boot: &[u8; 512]) -> Option<(String, bool)> {
+fn boot_sector_facts(boot: &[u8; 512]) -> Option<(String, bool, u32)> {
     let geometry = skiff_fat::table::Geometry::parse(boot)?;
     // The extended BPB (signature 0x29) sits at 36 on FAT12/16 and at 64 on FAT32.
     let ext = if geometry.kind == FatKind::Fat32 {
@@ -534,7 +551,7 @@ fn boot_sector_facts(boot: &[u8; 512]) -> Option<(String, bool)> {
         String::new()
     };
     let dirty = boot[geometry.status_offset as usize] & 1 != 0;
-    Some((label, dirty))
+    Some((label, dirty, geometry.volume_id))
 }
 
 impl Volume {
@@ -569,7 +586,7 @@ impl Volume {
         )
     }
 
-    /// The FAT type, cluster size, total and free bytes, label, and whether
+    /// The FAT type, cluster size, total and free bytes, label, volume ID, and whether
     /// the volume was not unmounted cleanly.
     pub fn info(&self) -> Result<Vec<(&'static str, String)>, String> {
         let mut boot = [0u8; 512];
@@ -577,7 +594,7 @@ impl Volume {
             .file
             .read_exact_at(&mut boot, 0)
             .map_err(|e| describe_io(&self.path, &e))?;
-        let (label, dirty) = boot_sector_facts(&boot)
+        let (label, dirty, id) = boot_sector_facts(&boot)
             .ok_or_else(|| format!("{}: the boot sector changed", self.path.display()))?;
         let stats = self.fs.statfs();
         let mut lines = vec![
@@ -589,6 +606,7 @@ impl Volume {
             ("capacity", approx(stats.block_size * stats.blocks)),
             ("free", approx(stats.block_size * stats.blocks_free)),
             ("label", label),
+            ("volume id", format!("{:04X}-{:04X}", id >> 16, id & 0xffff)),
         ];
         if dirty {
             lines.push(("state", "not cleanly unmounted".to_string()));
@@ -1085,6 +1103,28 @@ mod tests {
             assert_eq!(fs::metadata(&path).unwrap().len(), size);
             check_for_vm(&path).unwrap();
         }
+    }
+
+    #[test]
+    fn every_new_volume_gets_its_own_id() {
+        let dir = crate::tempfiles::test_dir();
+        let id = |name: &str| {
+            let path = dir.path().join(name);
+            create(&path, 1 << 20, CreateOptions::default()).unwrap();
+            let mut boot = [0u8; 512];
+            File::open(&path).unwrap().read_exact(&mut boot).unwrap();
+            boot_sector_facts(&boot).unwrap().2
+        };
+        let ids: Vec<u32> = ["a.img", "b.img", "c.img"].iter().map(|n| id(n)).collect();
+        // fatfs's default, which every volume had before.
+        assert!(!ids.contains(&0x1234_5678), "{ids:x?}");
+        assert!(
+            ids[0] != ids[1] && ids[1] != ids[2] && ids[0] != ids[2],
+            "{ids:x?}"
+        );
+        let volume = Volume::open(&dir.path().join("a.img"), false).unwrap();
+        let shown = format!("{:04X}-{:04X}", ids[0] >> 16, ids[0] & 0xffff);
+        assert!(volume.info().unwrap().contains(&("volume id", shown)));
     }
 
     #[test]
