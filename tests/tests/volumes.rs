@@ -209,6 +209,43 @@ fn file_semantics_on_the_memory_root_match_linux() {
     }
 }
 
+/// `file_locks`: flock, OFD and POSIX record locks between descriptions, threads
+/// blocking on them and being interrupted, natively and in the guest, on the memory
+/// root and on a FAT volume, every C build variant on the root.
+#[test]
+fn file_locks_match_linux_on_tmpfs_and_on_a_volume() {
+    let scratch = ScratchDir::new("file-locks-native");
+    let native = Run::new(programs().any_static("file_locks")).arg(scratch.path());
+    let expected = native.native();
+    assert_eq!(
+        expected.status_code(),
+        Some(0),
+        "native file_locks failed:\n{}",
+        expected.stdout_text()
+    );
+    assert!(expected.stdout_text().ends_with("file_locks: done\n"));
+    let Some(guest) = guest() else { return };
+    let volumes = ScratchDir::new("file-locks-fat");
+    let image = new_volume(&guest, &volumes, "vol.img", "8M");
+    let mut runs: Vec<(PathBuf, &str)> = programs()
+        .variants
+        .iter()
+        .map(|v| (programs().c(v, "file_locks"), "/tmp"))
+        .collect();
+    runs.push((programs().any_static("file_locks"), "/data"));
+    for (program, dir) in runs {
+        let (run, outcome) = run_on_volume(&guest, &program, &[dir], &image, &[]);
+        if let Some(diff) = first_difference(&expected.stdout, &outcome.stdout) {
+            panic!(
+                "{}",
+                run.failure("guest", &format!("in {dir}: {diff}"), &outcome)
+            );
+        }
+        assert_eq!(outcome.status_code(), Some(0), "in {dir}");
+    }
+    assert_fsck_clean(&image);
+}
+
 /// The two lines of `mmap_file` that need a page cache shared between mappings and
 /// read/write(2), which Skiff does not have (documented in the README).
 const MMAP_COHERENCE_LINES: &[&str] = &["shared_mapping_sees_write", "read_sees_shared_store"];

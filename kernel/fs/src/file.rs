@@ -15,7 +15,7 @@ use crate::types::{
 use crate::vfs::{Location, Resolved, Vfs};
 use alloc::sync::{Arc, Weak};
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicU32, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use skiff_block::lock::SleepLock;
 use skiff_errno::{Errno, KResult};
 
@@ -53,6 +53,8 @@ pub struct OpenFile {
     /// and writes that use it, like Linux's `f_pos_lock`.
     /// A sleeping lock: it is held across reads and writes, which may wait for a disk.
     pos: SleepLock<u64>,
+    /// Whether this description ever took a `flock` or OFD lock, which must go with it.
+    locked: AtomicBool,
 }
 
 /// Flags that describe only the open call and are not kept in the status flags.
@@ -87,6 +89,7 @@ impl OpenFile {
             vfs,
             status: AtomicU32::new(status),
             pos: SleepLock::new(0),
+            locked: AtomicBool::new(false),
         })
     }
 
@@ -314,6 +317,23 @@ impl OpenFile {
     /// The inode, if the file has one.
     pub fn inode(&self) -> Option<&Arc<dyn Inode>> {
         self.location.as_ref().map(|l| &l.inode)
+    }
+
+    /// The identity of the file for [`crate::lock`]: its inode, or the device behind a
+    /// file that has none (a pipe end). `None` for `O_PATH` descriptors, which cannot
+    /// be locked.
+    pub fn lock_key(&self) -> Option<usize> {
+        match (&self.kind, &self.location) {
+            (FileKind::Path, _) => None,
+            (_, Some(loc)) => Some(Arc::as_ptr(&loc.inode) as *const () as usize),
+            (FileKind::Device(d), None) => Some(Arc::as_ptr(d) as *const () as usize),
+            _ => None,
+        }
+    }
+
+    /// Remembers that this description holds locks, to release when it goes.
+    pub(crate) fn note_locked(&self) {
+        self.locked.store(true, Ordering::Relaxed);
     }
 
     /// Whether terminal ioctls work (`isatty`).
@@ -639,6 +659,15 @@ impl OpenFile {
                 p.extend_from_slice(b" (deleted)");
                 p
             }
+        }
+    }
+}
+
+impl Drop for OpenFile {
+    /// `flock` and OFD locks belong to the description: they go with its last reference.
+    fn drop(&mut self) {
+        if *self.locked.get_mut() {
+            crate::lock::release_description(self);
         }
     }
 }
