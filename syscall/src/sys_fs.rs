@@ -524,12 +524,16 @@ pub fn fsync(a: &Args) -> KResult<u64> {
     Ok(0)
 }
 
-/// `syncfs`: the filesystem holding the descriptor's file reaches stable storage.
+/// `syncfs`: the filesystem holding the descriptor's file reaches stable storage. Files
+/// outside the tree (pipes, sockets, eventfds) live on pseudo filesystems with nothing
+/// to write, as on Linux; `O_PATH` descriptors are `EBADF`.
 pub fn syncfs(a: &Args) -> KResult<u64> {
     let f = file(a.fd(0)?)?;
-    match f.location() {
-        Some(loc) => loc.mount().fs().sync()?,
-        None => return Err(Errno::EBADF),
+    if f.is_path_only() {
+        return Err(Errno::EBADF);
+    }
+    if let Some(loc) = f.location() {
+        loc.mount().fs().sync()?;
     }
     Ok(0)
 }
@@ -871,11 +875,10 @@ pub fn statfs(a: &Args) -> KResult<u64> {
 
 pub fn fstatfs(a: &Args) -> KResult<u64> {
     let f = file(a.fd(0)?)?;
-    let fs = &current().fs;
     let st = match f.location() {
         // The open file's own filesystem: no path lookup, so unlinked files work too.
         Some(loc) => loc.mount().fs().statfs(),
-        None => fs.vfs().statfs(&fs.vfs().root(), b"/")?,
+        None => f.detached_statfs().ok_or(Errno::EBADF)?,
     };
     a.ptr(1).write_bytes(&st.to_linux_statfs())?;
     Ok(0)

@@ -9,8 +9,9 @@ use crate::epoll::{
 use crate::epoll::{EPOLLWRBAND, EPOLLWRNORM};
 use crate::inode::Inode;
 use crate::types::{
-    FileType, OpenFlags, SetAttr, Stat, MAX_FILE_SIZE, SEEK_CUR, SEEK_END, SEEK_HOLE, SEEK_SET,
-    S_IFCHR, S_IFIFO,
+    FileType, OpenFlags, SetAttr, Stat, StatFs, ANON_INODE_FS_MAGIC, DEVPTS_SUPER_MAGIC,
+    MAX_FILE_SIZE, NAME_MAX, PIPEFS_MAGIC, SEEK_CUR, SEEK_END, SEEK_HOLE, SEEK_SET, SOCKFS_MAGIC,
+    ST_NOEXEC, ST_NOSUID, ST_RELATIME, S_IFCHR, S_IFIFO, S_IFMT, S_IFSOCK,
 };
 use crate::vfs::{Location, Resolved, Vfs};
 use alloc::sync::{Arc, Weak};
@@ -317,6 +318,36 @@ impl OpenFile {
     /// The inode, if the file has one.
     pub fn inode(&self) -> Option<&Arc<dyn Inode>> {
         self.location.as_ref().map(|l| &l.inode)
+    }
+
+    /// `fstatfs` of a file with no place in the tree: the pseudo filesystem Linux keeps
+    /// such a file on (pipefs for pipes and for a console that is a pipe, sockfs,
+    /// anon_inodefs for eventfd and epoll, devpts for a terminal console), with the
+    /// file's device number as its id. `None` for files in the tree, whose mount answers.
+    pub fn detached_statfs(&self) -> Option<StatFs> {
+        if self.location.is_some() {
+            return None;
+        }
+        let stat = self.detached_stat.as_ref()?;
+        let (fs_type, flags) = match stat.mode & S_IFMT {
+            S_IFIFO => (PIPEFS_MAGIC, 0),
+            S_IFSOCK => (SOCKFS_MAGIC, 0),
+            S_IFCHR => (DEVPTS_SUPER_MAGIC, ST_NOSUID | ST_NOEXEC | ST_RELATIME),
+            _ => (ANON_INODE_FS_MAGIC, 0),
+        };
+        Some(StatFs {
+            fs_type,
+            block_size: 4096,
+            blocks: 0,
+            blocks_free: 0,
+            blocks_avail: 0,
+            files: 0,
+            files_free: 0,
+            fsid: [stat.dev as u32, (stat.dev >> 32) as u32],
+            name_len: NAME_MAX as u64,
+            fragment_size: 4096,
+            flags,
+        })
     }
 
     /// The identity of the file for [`crate::lock`]: its inode, or the device behind a

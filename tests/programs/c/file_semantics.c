@@ -30,6 +30,7 @@
 #include <stdarg.h>
 #include <stdint.h>
 #include <sys/stat.h>
+#include <sys/eventfd.h>
 #include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -688,7 +689,28 @@ static void check_sync_and_meta(void)
     printf("fstatfs_bsize_positive: %s\n", rc == 0 && sfs.f_bsize > 0 ? "yes" : "no");
     if (rc < 0 || sfs.f_bsize <= 0)
         failures++;
+    expect("syncfs_dir", syncfs(dfd), 0);
     close(dfd);
+
+    /* Files outside the tree live on Linux's pseudo filesystems, which syncfs accepts. */
+    int pfd[2];
+    must("pipe", pipe(pfd));
+    rc = fstatfs(pfd[0], &sfs);
+    printf("fstatfs_pipe: %s\n", rc < 0 ? errno_name(errno)
+                                  : sfs.f_type == 0x50495045 ? "PIPEFS_MAGIC" : "other");
+    if (rc < 0 || sfs.f_type != 0x50495045)
+        failures++;
+    expect("syncfs_pipe", syncfs(pfd[1]), 0);
+    close(pfd[0]);
+    close(pfd[1]);
+    int efd = eventfd(0, 0);
+    must("eventfd", efd);
+    rc = fstatfs(efd, &sfs);
+    printf("fstatfs_eventfd: %s\n", rc < 0 ? errno_name(errno)
+                                     : sfs.f_type == 0x09041934 ? "ANON_INODE_FS_MAGIC" : "other");
+    if (rc < 0 || sfs.f_type != 0x09041934)
+        failures++;
+    close(efd);
 
     /* utimensat with an explicit time (even seconds: FAT keeps 2 s granularity). */
     struct timespec times[2] = {{1600000000, 0}, {1600000000, 0}};
