@@ -382,7 +382,7 @@ impl OpenFile {
         match &self.kind {
             FileKind::Regular(inode) => {
                 let mut pos = self.pos.lock();
-                let n = inode.read_at(*pos, buf)?;
+                let n = read_inode(inode, *pos, buf)?;
                 *pos += n as u64;
                 Ok(n)
             }
@@ -406,15 +406,9 @@ impl OpenFile {
         match &self.kind {
             FileKind::Regular(inode) => {
                 let mut pos = self.pos.lock();
-                let n = if self.appending() {
-                    let (n, end) = inode.append(buf)?;
-                    *pos = end;
-                    n
-                } else {
-                    let n = inode.write_at(*pos, buf)?;
-                    *pos += n as u64;
-                    n
-                };
+                let at = if self.appending() { None } else { Some(*pos) };
+                let (n, end) = write_inode(inode, at, buf)?;
+                *pos = end;
                 drop(pos);
                 self.sync_after_write(inode)?;
                 Ok(n)
@@ -452,7 +446,7 @@ impl OpenFile {
             return Err(Errno::EINVAL);
         }
         match &self.kind {
-            FileKind::Regular(inode) => inode.read_at(offset as u64, buf),
+            FileKind::Regular(inode) => read_inode(inode, offset as u64, buf),
             FileKind::Snapshot(data) => Ok(copy_from(data, offset as u64, buf)),
             FileKind::Directory(_) => Err(Errno::EISDIR),
             FileKind::Device(dev) if dev.seekable() => dev.read(buf, self.nonblocking()),
@@ -471,11 +465,12 @@ impl OpenFile {
         }
         match &self.kind {
             FileKind::Regular(inode) => {
-                let n = if self.appending() {
-                    inode.append(buf)?.0
+                let at = if self.appending() {
+                    None
                 } else {
-                    inode.write_at(offset as u64, buf)?
+                    Some(offset as u64)
                 };
+                let (n, _) = write_inode(inode, at, buf)?;
                 self.sync_after_write(inode)?;
                 Ok(n)
             }
@@ -604,7 +599,7 @@ impl OpenFile {
             return Err(Errno::EINVAL);
         }
         match &self.kind {
-            FileKind::Regular(inode) => inode.set_size(len as u64),
+            FileKind::Regular(inode) => crate::coherence::set_size(inode, len as u64),
             _ => Err(Errno::EINVAL),
         }
     }
@@ -692,6 +687,39 @@ impl OpenFile {
             }
         }
     }
+}
+
+/// Reads a regular file at `offset`, after the modifications of its shared mappings in
+/// that range reached it (see [`crate::coherence`]).
+fn read_inode(inode: &Arc<dyn Inode>, offset: u64, buf: &mut [u8]) -> KResult<usize> {
+    let mut mapped = crate::coherence::hold(inode);
+    if let Some(mapped) = &mut mapped {
+        mapped.flush(offset, buf.len() as u64)?;
+    }
+    inode.read_at(offset, buf)
+}
+
+/// Writes to a regular file at `offset` (`None`: at its end, in one step) and shows the
+/// bytes in its shared mappings. Returns the bytes written and the offset after them.
+fn write_inode(inode: &Arc<dyn Inode>, offset: Option<u64>, buf: &[u8]) -> KResult<(usize, u64)> {
+    let Some(mut mapped) = crate::coherence::hold(inode) else {
+        return match offset {
+            Some(at) => Ok(inode.write_at(at, buf).map(|n| (n, at + n as u64))?),
+            None => inode.append(buf),
+        };
+    };
+    let old_size = inode.stat()?.size;
+    let (n, end) = match offset {
+        Some(at) => inode.write_at(at, buf).map(|n| (n, at + n as u64))?,
+        None => inode.append(buf)?,
+    };
+    let at = end - n as u64;
+    if at > old_size {
+        // The gap the write left reads as zeros in the file.
+        mapped.resized(old_size, at);
+    }
+    mapped.written(at, &buf[..n]);
+    Ok((n, end))
 }
 
 impl Drop for OpenFile {

@@ -44,6 +44,7 @@
 
 extern crate alloc;
 
+pub mod coherence;
 pub mod cpio;
 pub mod device;
 pub mod env;
