@@ -479,6 +479,116 @@ fn non_ascii_names_round_trip_between_guest_and_host_tools() {
     assert_fsck_clean(&image);
 }
 
+/// The disk sector holding byte `offset` of the file whose 8.3 directory entry in the
+/// root of the FAT16 volume `image` is `short_name` (11 bytes, space-padded), found by
+/// following the file's cluster chain as any FAT reader does.
+fn fat16_sector_of(image: &Path, short_name: &[u8; 11], offset: u64) -> u64 {
+    let img = std::fs::read(image).expect("read the volume image");
+    let u16_at = |at: usize| u64::from(u16::from_le_bytes([img[at], img[at + 1]]));
+    let (bps, spc) = (u16_at(11), u64::from(img[13]));
+    let (reserved, fats, root_entries, fat_sectors) =
+        (u16_at(14), u64::from(img[16]), u16_at(17), u16_at(22));
+    assert!(
+        fat_sectors > 0 && root_entries > 0,
+        "{} is not FAT16",
+        image.display()
+    );
+    let root = reserved + fats * fat_sectors;
+    let data = root + (root_entries * 32).div_ceil(bps);
+    let entry = (0..root_entries)
+        .map(|i| (root * bps + i * 32) as usize)
+        .find(|&at| &img[at..at + 11] == short_name)
+        .unwrap_or_else(|| panic!("no {:?} in the root directory", short_name));
+    let mut cluster = u16_at(entry + 26);
+    for _ in 0..offset / (bps * spc) {
+        cluster = u16_at((reserved * bps + cluster * 2) as usize);
+        assert!((2..0xfff0).contains(&cluster), "the chain ends early");
+    }
+    data + (cluster - 2) * spc + offset % (bps * spc) / bps
+}
+
+/// A disk that fails under the guest: QEMU's blkdebug driver (put between the volume
+/// image and virtio-blk by a wrapper given to `skiff run --qemu`) fails reads of one
+/// sector of a file and every write. The program must get EIO from read and from
+/// fsync, and the kernel must carry on to a normal exit without panicking.
+#[test]
+fn disk_errors_reach_the_program_as_eio_and_never_panic_the_kernel() {
+    let Some(guest) = guest() else { return };
+    let scratch = ScratchDir::new("volume-io-errors");
+    let image = new_volume(&guest, &scratch, "vol.img", "16M");
+    let content: Vec<u8> = (0..1u32 << 20).map(|i| (i % 251) as u8).collect();
+    let big = scratch.write("big.bin", &content);
+    let img = image.to_str().unwrap();
+    skiff_ok(
+        &guest,
+        &[
+            "volume",
+            "cp",
+            big.to_str().unwrap(),
+            &format!("{img}:/big.bin"),
+        ],
+    );
+    let bad_sector = fat16_sector_of(&image, b"BIG     BIN", 512 * 1024);
+    let config = scratch.write(
+        "blkdebug.conf",
+        format!(
+            "[inject-error]\nevent = \"read_aio\"\nerrno = \"5\"\nsector = \"{bad_sector}\"\n\n\
+             [inject-error]\nevent = \"write_aio\"\nerrno = \"5\"\n"
+        ),
+    );
+    let qemu = std::env::var_os("SKIFF_QEMU")
+        .map(PathBuf::from)
+        .or_else(|| skiff_tests::find_on_path("qemu-system-x86_64"))
+        .expect("qemu-system-x86_64 (scripts/setup.sh installs it)");
+    // The first volume's -drive file=IMAGE,... becomes file=blkdebug:CONFIG:IMAGE,...
+    let wrapper = scratch.write(
+        "qemu-blkdebug",
+        format!(
+            "#!/bin/bash\nargs=()\nfor a in \"$@\"; do\n  case \"$a\" in\n    \
+             id=vol0,file=*) a=\"id=vol0,file=blkdebug:{}:${{a#id=vol0,file=}}\" ;;\n  \
+             esac\n  args+=(\"$a\")\ndone\nexec '{}' \"${{args[@]}}\"\n",
+            config.display(),
+            qemu.display()
+        ),
+    );
+    std::fs::set_permissions(
+        &wrapper,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let program = programs().any_static("io_errors");
+    let (run, outcome) = run_on_volume(
+        &guest,
+        &program,
+        &["/data/big.bin", "/data/new.bin"],
+        &image,
+        &["--qemu", wrapper.to_str().unwrap()],
+    );
+    let expected = "read: EIO\nbytes before the error intact: yes\nread there again: EIO\n\
+                    write to the cache: ok\nfsync: EIO\nio_errors: done\n";
+    assert!(
+        outcome.status_code() == Some(0) && outcome.stdout_text() == expected,
+        "{}",
+        run.failure("guest", "the program did not see EIO as expected", &outcome)
+    );
+    let stderr = outcome.stderr_text();
+    assert!(
+        !stderr.to_lowercase().contains("panic"),
+        "{}",
+        run.failure("guest", "the kernel panicked", &outcome)
+    );
+    // The exit-time flush failed too, and the CLI says so.
+    assert!(
+        stderr.contains("could not be flushed"),
+        "{}",
+        run.failure(
+            "guest",
+            "the failed flush at exit was not reported",
+            &outcome
+        )
+    );
+}
+
 /// Filling a volume gives ENOSPC; what was written stays readable and the volume stays
 /// consistent.
 #[test]
