@@ -698,15 +698,21 @@ fn sqlite_rows_survive_a_reboot() {
 }
 
 /// The busybox app from apps/: `skiff build` makes an image, `skiff run <image>` boots
-/// it twice and the volume remembers the first boot.
+/// it twice and the volume remembers the first boot. The app is built from a scratch
+/// copy of its directory, so its volume (a path relative to the manifest) is made
+/// there and the source tree is left alone.
 #[test]
 fn the_busybox_app_image_keeps_its_volume_across_boots() {
     let Some(guest) = guest() else { return };
-    let root = skiff_tests::repo_root();
-    let app = root.join("apps/busybox");
-    let volume = app.join("data.img");
-    let _ = std::fs::remove_file(&volume);
+    let source = skiff_tests::repo_root().join("apps/busybox");
     let scratch = ScratchDir::new("busybox-app");
+    let app = scratch.path().join("busybox");
+    std::fs::create_dir(&app).unwrap();
+    for name in ["skiff.toml", "run.sh"] {
+        std::fs::copy(source.join(name), app.join(name))
+            .unwrap_or_else(|e| panic!("copy apps/busybox/{name}: {e}"));
+    }
+    let volume = app.join("data.img");
     let image = scratch.path().join("image");
     skiff_ok(
         &guest,
@@ -735,5 +741,4 @@ fn the_busybox_app_image_keeps_its_volume_across_boots() {
         assert!(text.contains("copy identical: yes"), "{text}");
     }
     assert_fsck_clean(&volume);
-    let _ = std::fs::remove_file(&volume);
 }
