@@ -16,8 +16,9 @@
  *   link: EPERM                 (ok elsewhere)
  *   link_nlink: n/a             (2 elsewhere; this and the next need a hard link)
  *   link_same_content: n/a      (ok elsewhere)
- *   chmod_recorded: yes|no      (FAT has no permission bits; kept in memory at most)
  *   case_insensitive: yes       (no elsewhere)
+ * (FAT has no permission bits, but Skiff keeps chmod's in memory while the volume is
+ * mounted, so chmod_recorded is "yes" there too.)
  * Any other deviation prints FAIL or an unexpected errno name and makes the exit status
  * non-zero (1); a broken setup step prints "FATAL <step>: <errno>" and exits 99.
  */
@@ -738,7 +739,7 @@ static void check_sync_and_meta(void)
     if (st.st_mtime <= 1600000010)
         failures++;
 
-    /* Permission bits: recorded everywhere except (maybe) FAT. */
+    /* Permission bits: recorded everywhere (in memory only on FAT). */
     must("chmod 0644", chmod("plain", 0644));
     rc = chmod("plain", 0600);
     must("stat plain", stat("plain", &st));
@@ -746,6 +747,8 @@ static void check_sync_and_meta(void)
     if (rc < 0)
         failures++;
     printf("chmod_recorded: %s\n", (st.st_mode & 07777) == 0600 ? "yes" : "no");
+    if ((st.st_mode & 07777) != 0600)
+        failures++;
     printf("stat_is_regular: %s\n", S_ISREG(st.st_mode) ? "yes" : "no");
     must("stat ls", stat("ls", &st));
     printf("stat_is_dir: %s\n", S_ISDIR(st.st_mode) ? "yes" : "no");
