@@ -273,11 +273,10 @@ fn shared_file_mappings_are_written_back_on_tmpfs_and_on_a_volume() {
 
 /// The guest writes and fsyncs records; as soon as the host has seen `synced K` the
 /// whole VM (QEMU and the CLI) is killed with SIGKILL. The next boot must read back at
-/// least K + 1 intact records.
-#[test]
-fn fsynced_records_survive_the_vm_being_killed() {
+/// least K + 1 intact records. On `machine`: virtio-blk over MMIO (microvm) or PCI (q35).
+fn fsynced_records_survive_the_vm_being_killed(machine: &str) {
     let Some(guest) = guest() else { return };
-    let scratch = ScratchDir::new("fsync-kill");
+    let scratch = ScratchDir::new(&format!("fsync-kill-{machine}"));
     let image = new_volume(&guest, &scratch, "vol.img", "16M");
     let program = programs().any_static("fsync_records");
     const KILL_AFTER: u32 = 20;
@@ -286,6 +285,7 @@ fn fsynced_records_survive_the_vm_being_killed() {
         .arg("run")
         .arg("--timeout")
         .arg("120")
+        .args(["--machine", machine])
         .arg("--volume")
         .arg(volume_arg(&image, "/data"))
         .arg(&program)
@@ -340,17 +340,27 @@ fn fsynced_records_survive_the_vm_being_killed() {
         &program,
         &["verify", "/data", min.as_str()],
         &image,
-        &[],
+        &["--machine", machine],
     );
     assert!(
         outcome.status_code() == Some(0) && outcome.stdout_text().contains("\nok\n"),
         "{}",
         run.failure(
             "guest",
-            &format!("records fsynced before the kill are missing (needed {min})"),
+            &format!("on {machine}: records fsynced before the kill are missing (needed {min})"),
             &outcome
         )
     );
+}
+
+#[test]
+fn fsynced_records_survive_the_vm_being_killed_on_microvm() {
+    fsynced_records_survive_the_vm_being_killed("microvm");
+}
+
+#[test]
+fn fsynced_records_survive_the_vm_being_killed_on_q35() {
+    fsynced_records_survive_the_vm_being_killed("q35");
 }
 
 /// What a guest shell leaves on a volume is visible to the host tools, and the volume
