@@ -12,7 +12,7 @@
 #      child process (fork + exec of busybox itself): mkdir -p, seq, dd, cp, mv, append,
 #      sort, wc, md5sum, find, ls, rm, sync. Skiff runs one process and does not
 #      implement fork/exec yet, so under Skiff today use "nofork", which stops after
-#      step 2 (apps/busybox-nofork/ runs it that way).
+#      step 2 (the manifest, apps/busybox/skiff.toml, runs it that way).
 #
 # Everything printed is deterministic apart from the visit count. Any failing command
 # stops the script with a non-zero status (set -e).

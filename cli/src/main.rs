@@ -246,7 +246,7 @@ pub enum VolumeCommand {
         label: Option<String>,
         /// FAT type: 12, 16 or 32 [default: by size]
         #[arg(long, value_name = "BITS", value_parser = volume::parse_fat_type)]
-        fat: Option<fatfs::FatType>,
+        fat: Option<volume::FatType>,
         /// The volume image file to create
         #[arg(value_name = "FILE")]
         file: PathBuf,

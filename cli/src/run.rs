@@ -328,14 +328,21 @@ fn image_run_config(config: &RunConfig, args: &RunArgs, mounts: &[Vec<u8>]) -> R
     wanted
 }
 
-/// Write the archive to a temporary file.
+/// Write the archive to a temporary file. Initrds that killed runs left behind are
+/// removed on the way.
 fn write_temporary(tree: &InitrdTree) -> Result<TempPath, Failure> {
-    let (file, path) = tempfiles::temp_file(&std::env::temp_dir(), "skiff-initrd-", ".cpio")
-        .map_err(|e| {
-            Failure::skiff(format!(
-                "cannot create a temporary file for the initrd: {e}"
-            ))
-        })?;
+    const PREFIX: &str = "skiff-initrd-";
+    const SUFFIX: &str = ".cpio";
+    let dir = std::env::temp_dir();
+    let (file, path) = tempfiles::temp_file(&dir, PREFIX, SUFFIX).map_err(|e| {
+        Failure::skiff(format!(
+            "cannot create a temporary file for the initrd: {e}"
+        ))
+    })?;
+    if let Ok(metadata) = file.metadata() {
+        use std::os::unix::fs::MetadataExt;
+        tempfiles::remove_stale(&dir, PREFIX, SUFFIX, metadata.uid());
+    }
     tree.write_to(BufWriter::new(&file))
         .map_err(Failure::skiff)?
         .into_inner()

@@ -2,10 +2,13 @@
 //! checks `skiff run` makes before it gives a volume to QEMU.
 //!
 //! A volume is a raw disk image holding one FAT filesystem (no partition table), which
-//! the guest mounts from a virtio-blk disk. The host side uses the same FAT crate as the
-//! kernel (`starry-fatfs`, imported as `fatfs`) built without its `std` feature, so this
-//! module provides the crate's I/O traits over [`std::fs::File`] ([`HostDisk`]) and a
-//! clock ([`HostClock`], UTC like the guest's RTC).
+//! the guest mounts from a virtio-blk disk. The host side runs the guest's own FAT code
+//! (`skiff-fat`, which formats through `starry-fatfs`) over the image file
+//! ([`HostDisk`], a [`BlockDevice`]) with the host's clock ([`HostClock`], UTC like the
+//! guest's RTC), so names, short-name generation and the on-disk result are the same
+//! whichever side writes. (starry-fatfs's own directory code cannot be used here: it
+//! panics on names whose first character is not ASCII, slicing the name at byte 1 to
+//! look for an extension.)
 //!
 //! QEMU locks an image for as long as a VM uses it (OFD locks on bytes 100..300, see
 //! [`QEMU_LOCK_START`]). Commands that change a volume take an exclusive lock on those
@@ -15,71 +18,91 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::os::fd::AsRawFd;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use fatfs::{FatType, FileSystem, FormatVolumeOptions, FsOptions, LossyOemCpConverter};
+use skiff_block::{BlockDevice, IoError, SECTOR_SIZE};
+use skiff_errno::Errno;
+use skiff_fat::{FatKind, FatVolume, FormatVolumeOptions};
+use skiff_fs::{FileSystem, FileType, Inode, NewNode, NewOwner, Timespec};
+
+pub use skiff_fat::FatType;
 
 use crate::initrd::describe_io;
 use crate::options::format_size;
 
-/// A host file as FAT storage.
+/// A volume image file as the block device skiff-fat runs on. Host I/O errors reach
+/// skiff-fat as [`IoError::Device`] (it only knows `EIO`); the last one is kept so the
+/// message can say what really went wrong.
 pub struct HostDisk {
     file: File,
+    sectors: u64,
+    read_only: bool,
+    last_error: Mutex<Option<io::Error>>,
 }
 
-/// A host I/O error inside fatfs.
-#[derive(Debug)]
-pub struct DiskError(pub io::Error);
-
-impl std::fmt::Display for DiskError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.0.fmt(f)
-    }
-}
-
-impl fatfs::IoError for DiskError {
-    fn is_interrupted(&self) -> bool {
-        self.0.kind() == io::ErrorKind::Interrupted
+impl HostDisk {
+    fn new(file: File, read_only: bool) -> io::Result<HostDisk> {
+        let sectors = file.metadata()?.len() / SECTOR_SIZE as u64;
+        Ok(HostDisk {
+            file,
+            sectors,
+            read_only,
+            last_error: Mutex::new(None),
+        })
     }
 
-    fn new_unexpected_eof_error() -> Self {
-        DiskError(io::ErrorKind::UnexpectedEof.into())
+    fn failed(&self, e: io::Error) -> IoError {
+        *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+        IoError::Device
     }
 
-    fn new_write_zero_error() -> Self {
-        DiskError(io::ErrorKind::WriteZero.into())
-    }
-}
-
-impl fatfs::IoBase for HostDisk {
-    type Error = DiskError;
-}
-
-impl fatfs::Read for HostDisk {
-    fn read(&mut self, buf: &mut [u8]) -> Result<usize, DiskError> {
-        self.file.read(buf).map_err(DiskError)
+    /// The host error behind the last [`IoError::Device`], if any.
+    fn take_error(&self) -> Option<io::Error> {
+        self.last_error
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
     }
 }
 
-impl fatfs::Write for HostDisk {
-    fn write(&mut self, buf: &[u8]) -> Result<usize, DiskError> {
-        self.file.write(buf).map_err(DiskError)
+impl BlockDevice for HostDisk {
+    fn sector_count(&self) -> u64 {
+        self.sectors
     }
 
-    fn flush(&mut self) -> Result<(), DiskError> {
-        self.file.flush().map_err(DiskError)
+    fn read_only(&self) -> bool {
+        self.read_only
     }
-}
 
-impl fatfs::Seek for HostDisk {
-    fn seek(&mut self, pos: fatfs::SeekFrom) -> Result<u64, DiskError> {
-        let pos = match pos {
-            fatfs::SeekFrom::Start(n) => io::SeekFrom::Start(n),
-            fatfs::SeekFrom::End(n) => io::SeekFrom::End(n),
-            fatfs::SeekFrom::Current(n) => io::SeekFrom::Current(n),
-        };
-        io::Seek::seek(&mut self.file, pos).map_err(DiskError)
+    fn read_sectors(&self, sector: u64, buf: &mut [u8]) -> Result<(), IoError> {
+        skiff_block::check_request(self.sectors, sector, buf.len())?;
+        self.file
+            .read_exact_at(buf, sector * SECTOR_SIZE as u64)
+            .map_err(|e| self.failed(e))
+    }
+
+    fn write_sectors(&self, sector: u64, buf: &[u8]) -> Result<(), IoError> {
+        if self.read_only {
+            return Err(IoError::ReadOnly);
+        }
+        skiff_block::check_request(self.sectors, sector, buf.len())?;
+        self.file
+            .write_all_at(buf, sector * SECTOR_SIZE as u64)
+            .map_err(|e| self.failed(e))
+    }
+
+    fn flush(&self) -> Result<(), IoError> {
+        if self.read_only {
+            return Ok(());
+        }
+        self.file.sync_data().map_err(|e| self.failed(e))
+    }
+
+    fn serial(&self) -> &[u8] {
+        b"skiff-host"
     }
 }
 
@@ -88,20 +111,13 @@ impl fatfs::Seek for HostDisk {
 #[derive(Clone, Copy, Debug, Default)]
 pub struct HostClock;
 
-impl fatfs::TimeProvider for HostClock {
-    fn get_current_date(&self) -> fatfs::Date {
-        fat_date_time(now_unix()).date
+impl skiff_fs::Clock for HostClock {
+    fn realtime(&self) -> Timespec {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        Timespec::new(now.as_secs() as i64, i64::from(now.subsec_nanos()))
     }
-
-    fn get_current_date_time(&self) -> fatfs::DateTime {
-        fat_date_time(now_unix())
-    }
-}
-
-fn now_unix() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
 }
 
 /// Year, month, day of a day number counted from 1970-01-01 (Howard Hinnant's
@@ -119,29 +135,14 @@ fn civil_from_days(days: i64) -> (i64, u16, u16) {
     (year, month, day)
 }
 
-/// A Unix time as a FAT date and time, clamped to what FAT can store (1980–2107).
-pub fn fat_date_time(unix: i64) -> fatfs::DateTime {
-    const FAT_MIN: i64 = 315_532_800; // 1980-01-01 00:00:00
-    const FAT_MAX: i64 = 4_354_819_199; // 2107-12-31 23:59:59
-    let unix = unix.clamp(FAT_MIN, FAT_MAX);
+/// A Unix time (UTC) as `YYYY-MM-DD HH:MM`, for listings.
+pub fn show_date_time(unix: i64) -> String {
     let (year, month, day) = civil_from_days(unix.div_euclid(86_400));
     let secs = unix.rem_euclid(86_400);
-    fatfs::DateTime::new(
-        fatfs::Date::new(year as u16, month, day),
-        fatfs::Time::new(
-            (secs / 3600) as u16,
-            (secs / 60 % 60) as u16,
-            (secs % 60) as u16,
-            0,
-        ),
-    )
-}
-
-/// `YYYY-MM-DD HH:MM` for listings.
-pub fn show_date_time(t: fatfs::DateTime) -> String {
     format!(
-        "{:04}-{:02}-{:02} {:02}:{:02}",
-        t.date.year, t.date.month, t.date.day, t.time.hour, t.time.min
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}",
+        secs / 3600,
+        secs / 60 % 60
     )
 }
 
@@ -201,28 +202,31 @@ fn approx(bytes: u64) -> String {
     )
 }
 
-/// The FAT filesystem type of this crate's fatfs.
-type Fs = FileSystem<HostDisk, HostClock, LossyOemCpConverter>;
-type FatDir<'a> = fatfs::Dir<'a, HostDisk, HostClock, LossyOemCpConverter>;
-type FatError = fatfs::Error<DiskError>;
-
-/// A fatfs error in words, about `what`.
-fn fat_error(what: &str, error: FatError) -> String {
-    let reason = match error {
-        fatfs::Error::NotFound => "no such file or directory".to_string(),
-        fatfs::Error::AlreadyExists => "already exists".to_string(),
-        fatfs::Error::DirectoryIsNotEmpty => "directory not empty".to_string(),
-        fatfs::Error::NotEnoughSpace => "no space left on the volume".to_string(),
-        fatfs::Error::InvalidFileNameLength => "file name empty or too long for FAT".to_string(),
-        fatfs::Error::UnsupportedFileNameCharacter => {
-            "the name has a character FAT does not allow (one of \" * : < > ? \\ |)".to_string()
-        }
-        fatfs::Error::CorruptedFileSystem => "the FAT filesystem is corrupted".to_string(),
-        fatfs::Error::UnexpectedEof => "the volume image is truncated".to_string(),
-        fatfs::Error::Io(DiskError(e)) => e.to_string(),
-        other => other.to_string(),
-    };
-    format!("{what}: {reason}")
+/// The reason for a failed operation in words; `host` is the host I/O error behind an
+/// `EIO`, when there is one.
+fn errno_reason(e: Errno, host: Option<io::Error>) -> String {
+    match e {
+        Errno::ENOENT => "no such file or directory".into(),
+        Errno::EEXIST => "already exists".into(),
+        Errno::ENOTDIR => "not a directory".into(),
+        Errno::EISDIR => "is a directory".into(),
+        Errno::ENOTEMPTY => "directory not empty".into(),
+        Errno::ENOSPC => "no space left on the volume".into(),
+        Errno::EFBIG => "FAT files must be smaller than 4 GiB".into(),
+        Errno::ENAMETOOLONG => "the name is longer than FAT allows (255 UTF-16 units)".into(),
+        Errno::EINVAL => "the name is empty or has a character FAT does not allow \
+                          (a control character or one of \" * / : < > ? \\ |)"
+            .into(),
+        Errno::EPERM => "FAT does not allow this (the name is reserved)".into(),
+        Errno::EROFS => "the volume is open read-only".into(),
+        Errno::EIO => match host {
+            Some(e) => e.to_string(),
+            None => {
+                "I/O error (the FAT filesystem may be corrupted; check it with fsck.fat)".into()
+            }
+        },
+        other => format!("{other:?}"),
+    }
 }
 
 /// What a path on a volume is.
@@ -237,12 +241,15 @@ pub enum Kind {
 pub struct ListEntry {
     pub name: String,
     pub kind: Kind,
-    pub modified: fatfs::DateTime,
+    /// Modification time, seconds since the Unix epoch (UTC).
+    pub modified: i64,
 }
 
-/// An open FAT volume.
+/// An open FAT volume. Dropping it unmounts it (writing back what is cached); use
+/// [`Volume::close`] to see whether that worked.
 pub struct Volume {
-    fs: Fs,
+    fs: Arc<FatVolume>,
+    disk: Arc<HostDisk>,
     /// The image file as the user named it (for messages).
     path: PathBuf,
 }
@@ -282,20 +289,29 @@ fn open_image_file(path: &Path, writable: bool) -> Result<File, String> {
     Ok(file)
 }
 
-fn mount(path: &Path, file: File) -> Result<Fs, String> {
-    FileSystem::new(HostDisk { file }, FsOptions::new().time_provider(HostClock)).map_err(|e| {
-        match e {
-            fatfs::Error::CorruptedFileSystem | fatfs::Error::UnexpectedEof => format!(
-                "{} is not a FAT volume image (make one with: skiff volume create --size 64M FILE)",
-                path.display()
-            ),
-            fatfs::Error::Io(DiskError(e)) if e.kind() == io::ErrorKind::UnexpectedEof => format!(
-                "{} is not a FAT volume image (make one with: skiff volume create --size 64M FILE)",
-                path.display()
-            ),
-            other => fat_error(&path.display().to_string(), other),
-        }
-    })
+/// Pages of the block cache a host-side mount keeps (4 MiB).
+const CACHE_PAGES: usize = 1024;
+
+/// Mount the FAT filesystem in `file` (read-only unless `writable`).
+fn mount(
+    path: &Path,
+    file: File,
+    writable: bool,
+) -> Result<(Arc<FatVolume>, Arc<HostDisk>), String> {
+    let disk = Arc::new(HostDisk::new(file, !writable).map_err(|e| describe_io(path, &e))?);
+    let device: Arc<dyn BlockDevice> = disk.clone();
+    match skiff_fat::mount(device, Arc::new(HostClock), CACHE_PAGES) {
+        Ok(fs) => Ok((fs, disk)),
+        Err(Errno::EINVAL) => Err(format!(
+            "{} is not a FAT volume image (make one with: skiff volume create --size 64M FILE)",
+            path.display()
+        )),
+        Err(e) => Err(format!(
+            "{}: {}",
+            path.display(),
+            errno_reason(e, disk.take_error())
+        )),
+    }
 }
 
 /// How long a run waits for another VM's lock on a volume to go away. A VM whose CLI
@@ -344,8 +360,8 @@ pub fn check_for_vm(path: &Path) -> Result<(), String> {
         ));
     }
     drop(writable);
-    let fs = mount(path, File::open(path).map_err(|e| describe_io(path, &e))?)?;
-    drop(fs);
+    let file = File::open(path).map_err(|e| describe_io(path, &e))?;
+    mount(path, file, false)?;
     Ok(())
 }
 
@@ -355,6 +371,14 @@ pub fn fat_type_name(fat_type: FatType) -> &'static str {
         FatType::Fat12 => "FAT12",
         FatType::Fat16 => "FAT16",
         FatType::Fat32 => "FAT32",
+    }
+}
+
+fn fat_type_of(kind: FatKind) -> FatType {
+    match kind {
+        FatKind::Fat12 => FatType::Fat12,
+        FatKind::Fat16 => FatType::Fat16,
+        FatKind::Fat32 => FatType::Fat32,
     }
 }
 
@@ -394,6 +418,23 @@ pub struct CreateOptions {
     /// The FAT type; by default fatfs chooses by size (FAT12 below about 4M, FAT16 below
     /// 512M, FAT32 from 512M), as mkfs.fat does.
     pub fat_type: Option<FatType>,
+}
+
+/// A fresh volume ID (the serial number FAT stores in the boot sector, which Linux shows
+/// as the filesystem's UUID): random, as mkfs.fat makes them, so two volumes can be told
+/// apart. Falls back to the time when the host has no random source.
+fn new_volume_id() -> u32 {
+    let mut bytes = [0u8; 4];
+    if File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .is_ok()
+    {
+        return u32::from_le_bytes(bytes);
+    }
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    (now.as_secs() as u32) ^ now.subsec_nanos().rotate_left(16) ^ std::process::id()
 }
 
 /// Create `path` as a `size`-byte volume with a fresh FAT filesystem. An existing file is
@@ -436,17 +477,18 @@ pub fn create(path: &Path, size: u64, options: CreateOptions) -> Result<FatType,
     file.set_len(0)
         .and_then(|()| file.set_len(size))
         .map_err(|e| cleanup(describe_io(path, &e)))?;
-    let mut disk = HostDisk { file };
-    let mut format = FormatVolumeOptions::new();
+    let mut format = FormatVolumeOptions::new().volume_id(new_volume_id());
     if let Some(label) = label {
         format = format.volume_label(label);
     }
     if let Some(fat_type) = fat_type {
         format = format.fat_type(fat_type);
     }
-    fatfs::format_volume(&mut disk, format).map_err(|e| {
+    let disk = Arc::new(HostDisk::new(file, false).map_err(|e| cleanup(describe_io(path, &e)))?);
+    let device: Arc<dyn BlockDevice> = disk.clone();
+    skiff_fat::format(device, format).map_err(|e| {
         cleanup(match e {
-            fatfs::Error::InvalidInput => format!(
+            Errno::EINVAL => format!(
                 "{}: a {} filesystem cannot be {}; choose another size{}",
                 path.display(),
                 fat_type.map_or("FAT", fat_type_name),
@@ -457,14 +499,14 @@ pub fn create(path: &Path, size: u64, options: CreateOptions) -> Result<FatType,
                     ""
                 }
             ),
-            other => fat_error(&path.display().to_string(), other),
+            e => format!("{}: {}", path.display(), errno_reason(e, disk.take_error())),
         })
     })?;
-    disk.file
-        .sync_all()
-        .map_err(|e| cleanup(describe_io(path, &e)))?;
-    let fs = mount(path, disk.file).map_err(cleanup)?;
-    Ok(fs.fat_type())
+    // Keep the lock (held through `disk`) until the new filesystem has been checked.
+    let check = File::open(path).map_err(|e| cleanup(describe_io(path, &e)))?;
+    let (fs, _) = mount(path, check, false).map_err(cleanup)?;
+    drop(disk);
+    Ok(fat_type_of(fs.kind()))
 }
 
 /// Split a volume path into its names: `/a//b/` → `a`, `b`. `..` is refused; `.` is
@@ -485,23 +527,50 @@ fn shown_path(components: &[String]) -> String {
     format!("/{}", components.join("/"))
 }
 
+/// Owner of new files and directories (FAT records none; the guest shows root).
+const NEW_OWNER: NewOwner = NewOwner {
+    perm: 0o755,
+    uid: 0,
+    gid: 0,
+};
+
+/// The label and dirty flag of a FAT boot sector.
+fn boot_sector_facts(boot: &[u8; 512]) -> Option<(String, bool, u32)> {
+    let geometry = skiff_fat::table::Geometry::parse(boot)?;
+    // The extended BPB (signature 0x29) sits at 36 on FAT12/16 and at 64 on FAT32.
+    let ext = if geometry.kind == FatKind::Fat32 {
+        64
+    } else {
+        36
+    };
+    let label = if boot[ext + 2] == 0x29 {
+        String::from_utf8_lossy(&boot[ext + 7..ext + 18])
+            .trim_end()
+            .to_string()
+    } else {
+        String::new()
+    };
+    let dirty = boot[geometry.status_offset as usize] & 1 != 0;
+    Some((label, dirty, geometry.volume_id))
+}
+
 impl Volume {
     /// Open the volume image `path`; `writable` volumes are locked against VMs until
-    /// [`Volume::close`].
+    /// they are closed.
     pub fn open(path: &Path, writable: bool) -> Result<Volume, String> {
         let file = open_image_file(path, writable)?;
+        let (fs, disk) = mount(path, file, writable)?;
         Ok(Volume {
-            fs: mount(path, file)?,
+            fs,
+            disk,
             path: path.to_path_buf(),
         })
     }
 
-    /// Write the filesystem's bookkeeping back (the FS information sector, the clean
-    /// flag) and release the file and its lock.
+    /// Write everything back (the FS information sector, the clean flag) and release the
+    /// file and its lock.
     pub fn close(self) -> Result<(), String> {
-        let shown = self.path.display().to_string();
-        self.fs.unmount().map_err(|e| fat_error(&shown, e))?;
-        Ok(())
+        self.fs.unmount().map_err(|e| self.error(&[], e))
     }
 
     /// `VOLUME:/path`, for messages.
@@ -509,63 +578,63 @@ impl Volume {
         format!("{}:{}", self.path.display(), shown_path(components))
     }
 
-    fn error(&self, components: &[String], error: FatError) -> String {
-        fat_error(&self.what(components), error)
+    fn error(&self, components: &[String], error: Errno) -> String {
+        format!(
+            "{}: {}",
+            self.what(components),
+            errno_reason(error, self.disk.take_error())
+        )
     }
 
-    /// The FAT type, cluster size, total and free bytes, label, and whether the volume
-    /// was not unmounted cleanly.
+    /// The FAT type, cluster size, total and free bytes, label, volume ID, and whether
+    /// the volume was not unmounted cleanly.
     pub fn info(&self) -> Result<Vec<(&'static str, String)>, String> {
-        let stats = self.fs.stats().map_err(|e| self.error(&[], e))?;
-        let cluster = u64::from(stats.cluster_size());
-        let flags = self
-            .fs
-            .read_status_flags()
-            .map_err(|e| self.error(&[], e))?;
-        let label = self.fs.volume_label();
+        let mut boot = [0u8; 512];
+        self.disk
+            .file
+            .read_exact_at(&mut boot, 0)
+            .map_err(|e| describe_io(&self.path, &e))?;
+        let (label, dirty, id) = boot_sector_facts(&boot)
+            .ok_or_else(|| format!("{}: the boot sector changed", self.path.display()))?;
+        let stats = self.fs.statfs();
         let mut lines = vec![
-            ("type", fat_type_name(self.fs.fat_type()).to_string()),
-            ("cluster size", format_size(cluster)),
             (
-                "capacity",
-                approx(cluster * u64::from(stats.total_clusters())),
+                "type",
+                fat_type_name(fat_type_of(self.fs.kind())).to_string(),
             ),
-            ("free", approx(cluster * u64::from(stats.free_clusters()))),
-            ("label", label.trim_end().to_string()),
+            ("cluster size", format_size(stats.block_size)),
+            ("capacity", approx(stats.block_size * stats.blocks)),
+            ("free", approx(stats.block_size * stats.blocks_free)),
+            ("label", label),
+            ("volume id", format!("{:04X}-{:04X}", id >> 16, id & 0xffff)),
         ];
-        if flags.dirty() {
+        if dirty {
             lines.push(("state", "not cleanly unmounted".to_string()));
         }
         Ok(lines)
     }
 
-    fn root(&self) -> FatDir<'_> {
-        self.fs.root_dir()
-    }
-
-    /// Find `name` in `dir`.
-    fn lookup<'a>(
+    /// `name` in `dir`, if it exists.
+    fn lookup(
         &self,
-        dir: &FatDir<'a>,
+        dir: &Arc<dyn Inode>,
         name: &str,
         components: &[String],
-    ) -> Result<Option<fatfs::DirEntry<'a, HostDisk, HostClock, LossyOemCpConverter>>, String> {
-        for entry in dir.iter() {
-            let entry = entry.map_err(|e| self.error(components, e))?;
-            if entry.eq_name(name) {
-                return Ok(Some(entry));
-            }
+    ) -> Result<Option<Arc<dyn Inode>>, String> {
+        match dir.lookup(name.as_bytes()) {
+            Ok(inode) => Ok(Some(inode)),
+            Err(Errno::ENOENT) => Ok(None),
+            Err(e) => Err(self.error(components, e)),
         }
-        Ok(None)
     }
 
     /// The directory at `components` (which must exist).
-    fn dir(&self, components: &[String]) -> Result<FatDir<'_>, String> {
-        let mut dir = self.root();
+    fn dir(&self, components: &[String]) -> Result<Arc<dyn Inode>, String> {
+        let mut dir = self.fs.root();
         for (i, name) in components.iter().enumerate() {
             let here = &components[..=i];
             match self.lookup(&dir, name, here)? {
-                Some(entry) if entry.is_dir() => dir = entry.to_dir(),
+                Some(entry) if entry.file_type() == FileType::Directory => dir = entry,
                 Some(_) => return Err(format!("{}: not a directory", self.what(here))),
                 None => return Err(format!("{}: no such file or directory", self.what(here))),
             }
@@ -573,18 +642,29 @@ impl Volume {
         Ok(dir)
     }
 
-    /// The directory at `components`, created with its parents where missing.
-    pub fn make_dirs(&self, components: &[String]) -> Result<FatDir<'_>, String> {
-        let mut dir = self.root();
+    /// The directory at `components`, created with its parents where missing (like
+    /// `mkdir -p`).
+    pub fn make_dirs(&self, components: &[String]) -> Result<Arc<dyn Inode>, String> {
+        let mut dir = self.fs.root();
         for (i, name) in components.iter().enumerate() {
             let here = &components[..=i];
             dir = match self.lookup(&dir, name, here)? {
-                Some(entry) if entry.is_dir() => entry.to_dir(),
+                Some(entry) if entry.file_type() == FileType::Directory => entry,
                 Some(_) => return Err(format!("{}: not a directory", self.what(here))),
-                None => dir.create_dir(name).map_err(|e| self.error(here, e))?,
+                None => dir
+                    .create(name.as_bytes(), NewNode::Directory, NEW_OWNER)
+                    .map_err(|e| self.error(here, e))?,
             };
         }
         Ok(dir)
+    }
+
+    fn kind_of(&self, inode: &Arc<dyn Inode>, components: &[String]) -> Result<Kind, String> {
+        if inode.file_type() == FileType::Directory {
+            return Ok(Kind::Dir);
+        }
+        let stat = inode.stat().map_err(|e| self.error(components, e))?;
+        Ok(Kind::File { size: stat.size })
     }
 
     /// What `components` is, if it exists.
@@ -596,32 +676,35 @@ impl Volume {
             Ok(dir) => dir,
             Err(_) => return Ok(None),
         };
-        Ok(self.lookup(&dir, name, components)?.map(|entry| {
-            if entry.is_dir() {
-                Kind::Dir
-            } else {
-                Kind::File { size: entry.len() }
-            }
-        }))
+        match self.lookup(&dir, name, components)? {
+            Some(inode) => Ok(Some(self.kind_of(&inode, components)?)),
+            None => Ok(None),
+        }
+    }
+
+    fn entry_of(
+        &self,
+        name: String,
+        inode: &Arc<dyn Inode>,
+        components: &[String],
+    ) -> Result<ListEntry, String> {
+        let stat = inode.stat().map_err(|e| self.error(components, e))?;
+        Ok(ListEntry {
+            name,
+            kind: self.kind_of(inode, components)?,
+            modified: stat.mtime.sec,
+        })
     }
 
     /// The entries of the directory at `components` sorted by name (without `.` and
     /// `..`), or the one entry if it names a file.
     pub fn list(&self, components: &[String]) -> Result<Vec<ListEntry>, String> {
-        let entry_of =
-            |entry: &fatfs::DirEntry<'_, HostDisk, HostClock, LossyOemCpConverter>| ListEntry {
-                name: entry.file_name(),
-                kind: if entry.is_dir() {
-                    Kind::Dir
-                } else {
-                    Kind::File { size: entry.len() }
-                },
-                modified: entry.modified(),
-            };
         if let Some((name, parent)) = components.split_last() {
             let dir = self.dir(parent)?;
             match self.lookup(&dir, name, components)? {
-                Some(entry) if !entry.is_dir() => return Ok(vec![entry_of(&entry)]),
+                Some(inode) if inode.file_type() != FileType::Directory => {
+                    return Ok(vec![self.entry_of(name.clone(), &inode, components)?]);
+                }
                 Some(_) => {}
                 None => {
                     return Err(format!(
@@ -633,41 +716,49 @@ impl Volume {
         }
         let dir = self.dir(components)?;
         let mut entries = Vec::new();
-        for entry in dir.iter() {
-            let entry = entry.map_err(|e| self.error(components, e))?;
-            let name = entry.file_name();
-            if name != "." && name != ".." {
-                entries.push(entry_of(&entry));
-            }
+        let mut cookie = 0;
+        while let Some(entry) = dir
+            .read_dir(cookie)
+            .map_err(|e| self.error(components, e))?
+        {
+            cookie = entry.cookie + 1;
+            let name = String::from_utf8_lossy(&entry.name).into_owned();
+            let mut path = components.to_vec();
+            path.push(name.clone());
+            let inode = dir.lookup(&entry.name).map_err(|e| self.error(&path, e))?;
+            entries.push(self.entry_of(name, &inode, &path)?);
         }
         entries.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(entries)
     }
 
-    /// Copy the file at `components` to `out`; returns the bytes copied.
-    pub fn read_file(&self, components: &[String], out: &mut dyn Write) -> Result<u64, String> {
+    /// The regular file at `components`.
+    fn file(&self, components: &[String]) -> Result<Arc<dyn Inode>, String> {
         let Some((name, parent)) = components.split_last() else {
             return Err(format!("{}: is a directory", self.what(components)));
         };
         let dir = self.dir(parent)?;
-        let entry = match self.lookup(&dir, name, components)? {
-            Some(entry) if entry.is_dir() => {
-                return Err(format!("{}: is a directory", self.what(components)))
+        match self.lookup(&dir, name, components)? {
+            Some(inode) if inode.file_type() == FileType::Directory => {
+                Err(format!("{}: is a directory", self.what(components)))
             }
-            Some(entry) => entry,
-            None => {
-                return Err(format!(
-                    "{}: no such file or directory",
-                    self.what(components)
-                ))
-            }
-        };
-        let mut file = entry.to_file();
+            Some(inode) => Ok(inode),
+            None => Err(format!(
+                "{}: no such file or directory",
+                self.what(components)
+            )),
+        }
+    }
+
+    /// Copy the file at `components` to `out`; returns the bytes copied.
+    pub fn read_file(&self, components: &[String], out: &mut dyn Write) -> Result<u64, String> {
+        let file = self.file(components)?;
         let mut buffer = vec![0u8; 64 * 1024];
         let mut total = 0u64;
         loop {
-            let n =
-                fatfs::Read::read(&mut file, &mut buffer).map_err(|e| self.error(components, e))?;
+            let n = file
+                .read_at(total, &mut buffer)
+                .map_err(|e| self.error(components, e))?;
             if n == 0 {
                 return Ok(total);
             }
@@ -684,16 +775,17 @@ impl Volume {
             return Err(format!("{}: is a directory", self.what(components)));
         };
         let dir = self.make_dirs(parent)?;
-        if let Some(entry) = self.lookup(&dir, name, components)? {
-            if entry.is_dir() {
-                return Err(format!("{}: is a directory", self.what(components)));
+        let file = match self.lookup(&dir, name, components)? {
+            Some(inode) if inode.file_type() == FileType::Directory => {
+                return Err(format!("{}: is a directory", self.what(components)))
             }
-        }
-        let mut file = dir
-            .create_file(name)
-            .map_err(|e| self.error(components, e))?;
+            Some(inode) => inode,
+            None => dir
+                .create(name.as_bytes(), NewNode::Regular, NEW_OWNER)
+                .map_err(|e| self.error(components, e))?,
+        };
         let copied = (|| {
-            file.truncate().map_err(|e| self.error(components, e))?;
+            file.set_size(0).map_err(|e| self.error(components, e))?;
             let mut buffer = vec![0u8; 64 * 1024];
             let mut total = 0u64;
             loop {
@@ -703,17 +795,24 @@ impl Volume {
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                     Err(e) => return Err(format!("reading the source: {e}")),
                 };
-                fatfs::Write::write_all(&mut file, &buffer[..n])
-                    .map_err(|e| self.error(components, e))?;
+                let mut done = 0;
+                while done < n {
+                    let written = file
+                        .write_at(total + done as u64, &buffer[done..n])
+                        .map_err(|e| self.error(components, e))?;
+                    if written == 0 {
+                        return Err(self.error(components, Errno::ENOSPC));
+                    }
+                    done += written;
+                }
                 total += n as u64;
             }
-            fatfs::Write::flush(&mut file).map_err(|e| self.error(components, e))?;
             Ok(total)
         })();
         drop(file);
         if copied.is_err() {
             // Do not leave a partial file (or the space it took) behind.
-            let _ = dir.remove(name);
+            let _ = dir.unlink(name.as_bytes(), false);
         }
         copied
     }
@@ -728,13 +827,15 @@ impl Volume {
             ));
         };
         let dir = self.dir(parent)?;
-        let Some(entry) = self.lookup(&dir, name, components)? else {
+        let Some(inode) = self.lookup(&dir, name, components)? else {
             return Err(format!(
                 "{}: no such file or directory",
                 self.what(components)
             ));
         };
-        if entry.is_dir() {
+        let is_dir = inode.file_type() == FileType::Directory;
+        drop(inode);
+        if is_dir {
             let children: Vec<String> =
                 self.list(components)?.into_iter().map(|e| e.name).collect();
             if !children.is_empty() && !recursive {
@@ -749,9 +850,16 @@ impl Volume {
                 self.remove(&path, true)?;
             }
         }
-        // Remove by the entry's real name (the lookup is case-insensitive).
-        dir.remove(&entry.file_name())
+        dir.unlink(name.as_bytes(), is_dir)
             .map_err(|e| self.error(components, e))
+    }
+}
+
+impl Drop for Volume {
+    /// A volume dropped on an error path still gets what was written so far onto the
+    /// disk, consistently (unmounting twice is harmless).
+    fn drop(&mut self) {
+        let _ = self.fs.unmount();
     }
 }
 
@@ -968,16 +1076,11 @@ mod tests {
     }
 
     #[test]
-    fn dates_convert_to_fat() {
-        let t = fat_date_time(0);
-        assert_eq!((t.date.year, t.date.month, t.date.day), (1980, 1, 1));
+    fn dates_show_in_utc() {
+        assert_eq!(show_date_time(0), "1970-01-01 00:00");
         // 2024-02-29 12:34:56 UTC
-        let t = fat_date_time(1_709_210_096);
-        assert_eq!((t.date.year, t.date.month, t.date.day), (2024, 2, 29));
-        assert_eq!((t.time.hour, t.time.min, t.time.sec), (12, 34, 56));
-        assert_eq!(show_date_time(t), "2024-02-29 12:34");
-        let t = fat_date_time(i64::MAX);
-        assert_eq!((t.date.year, t.date.month, t.date.day), (2107, 12, 31));
+        assert_eq!(show_date_time(1_709_210_096), "2024-02-29 12:34");
+        assert_eq!(show_date_time(-60), "1969-12-31 23:59");
         assert_eq!(civil_from_days(0), (1970, 1, 1));
         assert_eq!(civil_from_days(-1), (1969, 12, 31));
         assert_eq!(civil_from_days(11_016), (2000, 2, 29));
@@ -1000,6 +1103,28 @@ mod tests {
             assert_eq!(fs::metadata(&path).unwrap().len(), size);
             check_for_vm(&path).unwrap();
         }
+    }
+
+    #[test]
+    fn every_new_volume_gets_its_own_id() {
+        let dir = crate::tempfiles::test_dir();
+        let id = |name: &str| {
+            let path = dir.path().join(name);
+            create(&path, 1 << 20, CreateOptions::default()).unwrap();
+            let mut boot = [0u8; 512];
+            File::open(&path).unwrap().read_exact(&mut boot).unwrap();
+            boot_sector_facts(&boot).unwrap().2
+        };
+        let ids: Vec<u32> = ["a.img", "b.img", "c.img"].iter().map(|n| id(n)).collect();
+        // fatfs's default, which every volume had before.
+        assert!(!ids.contains(&0x1234_5678), "{ids:x?}");
+        assert!(
+            ids[0] != ids[1] && ids[1] != ids[2] && ids[0] != ids[2],
+            "{ids:x?}"
+        );
+        let volume = Volume::open(&dir.path().join("a.img"), false).unwrap();
+        let shown = format!("{:04X}-{:04X}", ids[0] >> 16, ids[0] & 0xffff);
+        assert!(volume.info().unwrap().contains(&("volume id", shown)));
     }
 
     #[test]

@@ -137,6 +137,44 @@ fn create_then_copy_in_list_cat_and_copy_out() {
     assert_eq!(d.ok(&["volume", "ls", "data.img"]), "");
 }
 
+/// Names beyond ASCII (a first character included, which starry-fatfs's own directory
+/// code cannot handle) are stored as FAT long names and come back unchanged.
+#[test]
+fn non_ascii_names_round_trip() {
+    let d = Dir::new();
+    d.ok(&["volume", "create", "--size", "4M", "u.img"]);
+    fs::write(d.path("h.txt"), b"summer\n").unwrap();
+    d.ok(&["volume", "cp", "h.txt", "u.img:/été.txt"]);
+    d.ok(&["volume", "mkdir", "u.img", "/été/Ünïcode", "/日本語"]);
+    fs::create_dir(d.path("fruit")).unwrap();
+    fs::write(d.path("fruit/Äpfel.txt"), b"apples\n").unwrap();
+    fs::write(d.path("fruit/ørken 🍐.txt"), b"pears\n").unwrap();
+    d.ok(&["volume", "cp", "-r", "fruit", "u.img:/été/Ünïcode"]);
+
+    let names = |path: &str| -> Vec<String> {
+        d.ok(&["volume", "ls", "u.img", path])
+            .lines()
+            // `TYPE SIZE YYYY-MM-DD HH:MM NAME`: the name follows the time.
+            .map(|l| l[l.find(':').unwrap() + 4..].to_string())
+            .collect()
+    };
+    assert_eq!(names("/"), ["été/", "été.txt", "日本語/"]);
+    assert_eq!(names("/été/Ünïcode/fruit"), ["Äpfel.txt", "ørken 🍐.txt"]);
+    // Lookups ignore case beyond ASCII too, as the guest's do.
+    assert_eq!(d.ok(&["volume", "cat", "u.img", "/ÉTÉ.TXT"]), "summer\n");
+    fs::create_dir(d.path("out")).unwrap();
+    d.ok(&["volume", "cp", "-r", "u.img:/été", "out"]);
+    assert_eq!(
+        fs::read(d.path("out/été/Ünïcode/fruit/ørken 🍐.txt")).unwrap(),
+        b"pears\n"
+    );
+    d.ok(&["volume", "rm", "-r", "u.img", "/été"]);
+    assert_eq!(names("/"), ["été.txt", "日本語/"]);
+    // A name FAT cannot hold is one clear error, not a crash.
+    let e = d.fails(&["volume", "cp", "h.txt", "u.img:/é:x"]);
+    assert!(e.contains("a character FAT does not allow"), "{e}");
+}
+
 #[test]
 fn volume_errors_are_clear() {
     let d = Dir::new();

@@ -465,25 +465,33 @@ const F_GETOWN: u32 = 9;
 const F_OFD_GETLK: u32 = 36;
 const F_OFD_SETLK: u32 = 37;
 const F_OFD_SETLKW: u32 = 38;
-const F_UNLCK: u16 = 2;
 
 pub fn fcntl(a: &Args) -> KResult<u64> {
+    use skiff_fs::lock::{Flock, RecordFamily};
     let fd = a.fd(0)?;
     let cmd = a.u32(1);
     match cmd {
-        // One process: no other process's lock can conflict with ours, so every lock
-        // request succeeds and F_GETLK reports the range unlocked — exactly what Linux
-        // answers a process that is alone with its files.
-        F_GETLK | F_OFD_GETLK => {
-            file(fd)?;
+        F_GETLK | F_OFD_GETLK | F_SETLK | F_SETLKW | F_OFD_SETLK | F_OFD_SETLKW => {
+            let f = lockable(fd)?;
             let p = a.ptr(2);
-            p.write(&F_UNLCK)?;
-            Ok(0)
-        }
-        F_SETLK | F_SETLKW | F_OFD_SETLK | F_OFD_SETLKW => {
-            file(fd)?;
-            a.ptr(2).check(32)?;
-            Ok(0)
+            let mut raw = [0u8; Flock::SIZE];
+            p.read_into(&mut raw)?;
+            let mut fl = Flock::from_bytes(&raw);
+            let family = match cmd {
+                F_GETLK | F_SETLK | F_SETLKW => RecordFamily::Posix,
+                _ => RecordFamily::Ofd,
+            };
+            if matches!(cmd, F_GETLK | F_OFD_GETLK) {
+                let pid = crate::process::PID as i32;
+                skiff_fs::lock::get_record_lock(&f, family, &mut fl, pid)?;
+                p.write_bytes(&fl.to_bytes())?;
+                return Ok(0);
+            }
+            wait_for_lock(
+                matches!(cmd, F_SETLKW | F_OFD_SETLKW),
+                || skiff_fs::lock::set_record_lock(&f, family, &fl),
+                || skiff_fs::lock::record_lock_free(&f, family, &fl),
+            )
         }
         F_GETOWN => {
             file(fd)?;
@@ -497,18 +505,48 @@ pub fn fcntl(a: &Args) -> KResult<u64> {
     }
 }
 
-pub fn flock(a: &Args) -> KResult<u64> {
-    const LOCK_SH: u32 = 1;
-    const LOCK_EX: u32 = 2;
-    const LOCK_NB: u32 = 4;
-    const LOCK_UN: u32 = 8;
-    file(a.fd(0)?)?;
-    let op = a.u32(1) & !LOCK_NB;
-    // Same reasoning as fcntl locks: with one process no lock can conflict.
-    match op {
-        LOCK_SH | LOCK_EX | LOCK_UN => Ok(0),
-        _ => Err(Errno::EINVAL),
+/// The file behind `fd` for a lock call: `O_PATH` descriptors cannot lock (`EBADF`).
+fn lockable(fd: i32) -> KResult<Arc<OpenFile>> {
+    let f = file(fd)?;
+    if f.is_path_only() {
+        return Err(Errno::EBADF);
     }
+    Ok(f)
+}
+
+/// Runs a lock `attempt`; when it conflicts (`EAGAIN`) and the caller may `block`,
+/// sleeps until `free()` says a retry may succeed (or a signal arrives: `EINTR`, or a
+/// restart under `SA_RESTART`). Waiters are woken through the I/O wait queue by every
+/// unlock and close.
+fn wait_for_lock(
+    block: bool,
+    mut attempt: impl FnMut() -> KResult<()>,
+    mut free: impl FnMut() -> bool,
+) -> KResult<u64> {
+    loop {
+        match attempt() {
+            Err(Errno::EAGAIN) if block => {
+                crate::wait::wait_io(None, Errno::ERESTARTSYS, &mut free)?;
+            }
+            result => {
+                // An unlock (or a conversion) may let a waiter in.
+                crate::wait::io_event();
+                return result.map(|()| 0);
+            }
+        }
+    }
+}
+
+/// `flock(2)`: locks of the open file description (see `skiff_fs::lock`).
+pub fn flock(a: &Args) -> KResult<u64> {
+    use skiff_fs::lock::LOCK_NB;
+    let f = lockable(a.fd(0)?)?;
+    let operation = a.u32(1);
+    wait_for_lock(
+        operation & LOCK_NB == 0,
+        || skiff_fs::lock::flock(&f, operation),
+        || skiff_fs::lock::flock_free(&f, operation),
+    )
 }
 
 /// `fsync` and `fdatasync`: on a volume the data (and for `fsync` the metadata) is on
@@ -519,12 +557,16 @@ pub fn fsync(a: &Args) -> KResult<u64> {
     Ok(0)
 }
 
-/// `syncfs`: the filesystem holding the descriptor's file reaches stable storage.
+/// `syncfs`: the filesystem holding the descriptor's file reaches stable storage. Files
+/// outside the tree (pipes, sockets, eventfds) live on pseudo filesystems with nothing
+/// to write, as on Linux; `O_PATH` descriptors are `EBADF`.
 pub fn syncfs(a: &Args) -> KResult<u64> {
     let f = file(a.fd(0)?)?;
-    match f.location() {
-        Some(loc) => loc.mount().fs().sync()?,
-        None => return Err(Errno::EBADF),
+    if f.is_path_only() {
+        return Err(Errno::EBADF);
+    }
+    if let Some(loc) = f.location() {
+        loc.mount().fs().sync()?;
     }
     Ok(0)
 }
@@ -866,11 +908,10 @@ pub fn statfs(a: &Args) -> KResult<u64> {
 
 pub fn fstatfs(a: &Args) -> KResult<u64> {
     let f = file(a.fd(0)?)?;
-    let fs = &current().fs;
     let st = match f.location() {
         // The open file's own filesystem: no path lookup, so unlinked files work too.
         Some(loc) => loc.mount().fs().statfs(),
-        None => fs.vfs().statfs(&fs.vfs().root(), b"/")?,
+        None => f.detached_statfs().ok_or(Errno::EBADF)?,
     };
     a.ptr(1).write_bytes(&st.to_linux_statfs())?;
     Ok(0)

@@ -1,30 +1,77 @@
 //! Memory system calls: thin wrappers over `skiff-vm` applied to the real page tables.
 
 use crate::args::Args;
-use crate::process::current;
+use crate::process::{self, current};
+use alloc::boxed::Box;
+use alloc::collections::BTreeMap;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
+use skiff_block::lock::SleepLockGuard;
 use skiff_errno::{Errno, KResult};
-use skiff_fs::{FileType, OpenFile};
+use skiff_fs::coherence::{HeldMappings, SharedMappings};
+use skiff_fs::{FileType, Inode, OpenFile};
 use skiff_mm::paging::UserPageTable;
 use skiff_vm::abi::{MAP_ANONYMOUS, MAP_SHARED, MAP_TYPE, PAGE_SIZE, PROT_WRITE};
+use skiff_vm::AddressSpace;
 use skiff_vm::{Backing, MapSource};
 
-/// An open file as the source of a file mapping's pages.
+/// An open file as the source of a file mapping's pages. Reads and write-backs go
+/// straight to the inode: they run with the address space locked, and the descriptor
+/// paths would take it again (see [`SharedFileMappings`]).
 struct FileSource {
     file: Arc<OpenFile>,
     dev: u64,
     ino: u64,
     path: Vec<u8>,
+    /// `MAP_SHARED`: counted in [`SHARED_FILES`] while the source lives.
+    shared: bool,
+}
+
+impl FileSource {
+    fn new(file: Arc<OpenFile>, dev: u64, ino: u64, path: Vec<u8>, shared: bool) -> FileSource {
+        let source = FileSource {
+            file,
+            dev,
+            ino,
+            path,
+            shared,
+        };
+        if let (true, Some(key)) = (shared, source.key()) {
+            skiff_fs::coherence::install(&SharedFileMappings);
+            *SHARED_FILES.lock().entry(key).or_insert(0) += 1;
+        }
+        source
+    }
+
+    fn inode(&self) -> KResult<&Arc<dyn Inode>> {
+        self.file.inode().ok_or(Errno::EBADF)
+    }
+
+    fn key(&self) -> Option<usize> {
+        self.file.inode().map(skiff_fs::coherence::inode_key)
+    }
+}
+
+impl Drop for FileSource {
+    fn drop(&mut self) {
+        if let (true, Some(key)) = (self.shared, self.key()) {
+            let mut files = SHARED_FILES.lock();
+            if let Some(count) = files.get_mut(&key) {
+                *count -= 1;
+                if *count == 0 {
+                    files.remove(&key);
+                }
+            }
+        }
+    }
 }
 
 impl MapSource for FileSource {
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> KResult<usize> {
+        let inode = self.inode()?;
         let mut done = 0;
         while done < buf.len() {
-            let n = self
-                .file
-                .pread(&mut buf[done..], (offset + done as u64) as i64)?;
+            let n = inode.read_at(offset + done as u64, &mut buf[done..])?;
             if n == 0 {
                 break;
             }
@@ -42,9 +89,9 @@ impl MapSource for FileSource {
     }
 
     fn write_back(&self, offset: u64, data: &[u8]) -> KResult<()> {
-        // Straight to the inode: a page belongs at its own offset even when the
-        // descriptor was opened with O_APPEND (pwrite would append it).
-        let inode = self.file.inode().ok_or(Errno::EBADF)?;
+        // At the page's own offset even when the descriptor was opened with O_APPEND
+        // (pwrite would append it).
+        let inode = self.inode()?;
         let size = inode.stat()?.size;
         let len = size.saturating_sub(offset).min(data.len() as u64) as usize;
         let mut done = 0;
@@ -60,6 +107,67 @@ impl MapSource for FileSource {
 
     fn sync(&self) -> KResult<()> {
         self.file.sync(false)
+    }
+
+    fn file_key(&self) -> Option<usize> {
+        self.key()
+    }
+}
+
+/// Files with shared mappings: inode key → live shared [`FileSource`]s, so that reads
+/// and writes of other files need not lock the address space.
+static SHARED_FILES: spin::Mutex<BTreeMap<usize, usize>> = spin::Mutex::new(BTreeMap::new());
+
+/// Keeps shared file mappings coherent with descriptor I/O (see `skiff_fs::coherence`):
+/// a read, write or size change of a shared-mapped file runs with the address space
+/// locked, so no fault, write-back or unmap of the mapping interleaves with it. Lock
+/// order: a descriptor's offset lock, then the address space, then the filesystem; the
+/// fault and write-back paths take only the last two.
+struct SharedFileMappings;
+
+impl SharedMappings for SharedFileMappings {
+    fn hold(&self, inode: &Arc<dyn Inode>) -> Option<Box<dyn HeldMappings>> {
+        let key = skiff_fs::coherence::inode_key(inode);
+        if !SHARED_FILES.lock().contains_key(&key) {
+            return None;
+        }
+        Some(Box::new(HeldFile {
+            key,
+            aspace: process::current().aspace.lock(),
+        }))
+    }
+}
+
+struct HeldFile {
+    key: usize,
+    aspace: SleepLockGuard<'static, AddressSpace>,
+}
+
+impl HeldMappings for HeldFile {
+    fn flush(&mut self, offset: u64, len: u64) -> KResult<()> {
+        self.aspace
+            .flush_file_range(&mut UserPageTable::current(), self.key, offset, len)
+    }
+
+    fn written(&mut self, offset: u64, data: &[u8]) {
+        self.aspace.update_file_range(
+            &mut UserPageTable::current(),
+            self.key,
+            offset,
+            data.len() as u64,
+            Some(data),
+        );
+    }
+
+    fn resized(&mut self, old: u64, new: u64) {
+        let from = old.min(new);
+        self.aspace.update_file_range(
+            &mut UserPageTable::current(),
+            self.key,
+            from,
+            u64::MAX - from,
+            None,
+        );
     }
 }
 
@@ -94,13 +202,9 @@ pub fn mmap(a: &Args) -> KResult<u64> {
             return Err(Errno::EACCES);
         }
         let path = f.path();
+        let shared = flags & MAP_TYPE == MAP_SHARED;
         Backing::File {
-            source: Arc::new(FileSource {
-                file: f,
-                dev: st.dev,
-                ino: st.ino,
-                path,
-            }),
+            source: Arc::new(FileSource::new(f, st.dev, st.ino, path, shared)),
             offset,
             file_size_limit: u64::MAX,
         }

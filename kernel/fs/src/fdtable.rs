@@ -44,6 +44,12 @@ impl Default for FdTable {
     }
 }
 
+/// What closing a descriptor does besides dropping its reference: the process's POSIX
+/// record locks on the file go (Linux drops them at any close of the file).
+fn closed(file: &OpenFile) {
+    crate::lock::release_process_locks(file);
+}
+
 impl FdTable {
     pub fn new() -> FdTable {
         FdTable {
@@ -72,9 +78,9 @@ impl FdTable {
         if self.slots.len() <= fd {
             self.slots.resize(fd + 1, None);
         }
-        self.slots[fd]
-            .replace(Slot { file, cloexec })
-            .map(|old| old.file)
+        let replaced = self.slots[fd].replace(Slot { file, cloexec })?;
+        closed(&replaced.file);
+        Some(replaced.file)
     }
 
     fn slot(&self, fd: i32) -> KResult<&Slot> {
@@ -104,6 +110,7 @@ impl FdTable {
         while matches!(self.slots.last(), Some(None)) {
             self.slots.pop();
         }
+        closed(&slot.file);
         Ok(slot.file)
     }
 
@@ -209,6 +216,7 @@ impl FdTable {
         for slot in self.slots.iter_mut() {
             if slot.as_ref().is_some_and(|s| s.cloexec) {
                 if let Some(s) = slot.take() {
+                    self::closed(&s.file);
                     closed.push(s.file);
                 }
             }

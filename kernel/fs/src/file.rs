@@ -9,13 +9,14 @@ use crate::epoll::{
 use crate::epoll::{EPOLLWRBAND, EPOLLWRNORM};
 use crate::inode::Inode;
 use crate::types::{
-    FileType, OpenFlags, SetAttr, Stat, MAX_FILE_SIZE, SEEK_CUR, SEEK_END, SEEK_HOLE, SEEK_SET,
-    S_IFCHR, S_IFIFO,
+    FileType, OpenFlags, SetAttr, Stat, StatFs, ANON_INODE_FS_MAGIC, DEVPTS_SUPER_MAGIC,
+    MAX_FILE_SIZE, NAME_MAX, PIPEFS_MAGIC, SEEK_CUR, SEEK_END, SEEK_HOLE, SEEK_SET, SOCKFS_MAGIC,
+    ST_NOEXEC, ST_NOSUID, ST_RELATIME, S_IFCHR, S_IFIFO, S_IFMT, S_IFSOCK,
 };
 use crate::vfs::{Location, Resolved, Vfs};
 use alloc::sync::{Arc, Weak};
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicU32, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use skiff_block::lock::SleepLock;
 use skiff_errno::{Errno, KResult};
 
@@ -53,6 +54,8 @@ pub struct OpenFile {
     /// and writes that use it, like Linux's `f_pos_lock`.
     /// A sleeping lock: it is held across reads and writes, which may wait for a disk.
     pos: SleepLock<u64>,
+    /// Whether this description ever took a `flock` or OFD lock, which must go with it.
+    locked: AtomicBool,
 }
 
 /// Flags that describe only the open call and are not kept in the status flags.
@@ -87,6 +90,7 @@ impl OpenFile {
             vfs,
             status: AtomicU32::new(status),
             pos: SleepLock::new(0),
+            locked: AtomicBool::new(false),
         })
     }
 
@@ -316,6 +320,53 @@ impl OpenFile {
         self.location.as_ref().map(|l| &l.inode)
     }
 
+    /// `fstatfs` of a file with no place in the tree: the pseudo filesystem Linux keeps
+    /// such a file on (pipefs for pipes and for a console that is a pipe, sockfs,
+    /// anon_inodefs for eventfd and epoll, devpts for a terminal console), with the
+    /// file's device number as its id. `None` for files in the tree, whose mount answers.
+    pub fn detached_statfs(&self) -> Option<StatFs> {
+        if self.location.is_some() {
+            return None;
+        }
+        let stat = self.detached_stat.as_ref()?;
+        let (fs_type, flags) = match stat.mode & S_IFMT {
+            S_IFIFO => (PIPEFS_MAGIC, 0),
+            S_IFSOCK => (SOCKFS_MAGIC, 0),
+            S_IFCHR => (DEVPTS_SUPER_MAGIC, ST_NOSUID | ST_NOEXEC | ST_RELATIME),
+            _ => (ANON_INODE_FS_MAGIC, 0),
+        };
+        Some(StatFs {
+            fs_type,
+            block_size: 4096,
+            blocks: 0,
+            blocks_free: 0,
+            blocks_avail: 0,
+            files: 0,
+            files_free: 0,
+            fsid: [stat.dev as u32, (stat.dev >> 32) as u32],
+            name_len: NAME_MAX as u64,
+            fragment_size: 4096,
+            flags,
+        })
+    }
+
+    /// The identity of the file for [`crate::lock`]: its inode, or the device behind a
+    /// file that has none (a pipe end). `None` for `O_PATH` descriptors, which cannot
+    /// be locked.
+    pub fn lock_key(&self) -> Option<usize> {
+        match (&self.kind, &self.location) {
+            (FileKind::Path, _) => None,
+            (_, Some(loc)) => Some(Arc::as_ptr(&loc.inode) as *const () as usize),
+            (FileKind::Device(d), None) => Some(Arc::as_ptr(d) as *const () as usize),
+            _ => None,
+        }
+    }
+
+    /// Remembers that this description holds locks, to release when it goes.
+    pub(crate) fn note_locked(&self) {
+        self.locked.store(true, Ordering::Relaxed);
+    }
+
     /// Whether terminal ioctls work (`isatty`).
     pub fn is_tty(&self) -> bool {
         matches!(&self.kind, FileKind::Device(d) if d.is_tty())
@@ -331,7 +382,7 @@ impl OpenFile {
         match &self.kind {
             FileKind::Regular(inode) => {
                 let mut pos = self.pos.lock();
-                let n = inode.read_at(*pos, buf)?;
+                let n = read_inode(inode, *pos, buf)?;
                 *pos += n as u64;
                 Ok(n)
             }
@@ -355,15 +406,9 @@ impl OpenFile {
         match &self.kind {
             FileKind::Regular(inode) => {
                 let mut pos = self.pos.lock();
-                let n = if self.appending() {
-                    let (n, end) = inode.append(buf)?;
-                    *pos = end;
-                    n
-                } else {
-                    let n = inode.write_at(*pos, buf)?;
-                    *pos += n as u64;
-                    n
-                };
+                let at = if self.appending() { None } else { Some(*pos) };
+                let (n, end) = write_inode(inode, at, buf)?;
+                *pos = end;
                 drop(pos);
                 self.sync_after_write(inode)?;
                 Ok(n)
@@ -401,7 +446,7 @@ impl OpenFile {
             return Err(Errno::EINVAL);
         }
         match &self.kind {
-            FileKind::Regular(inode) => inode.read_at(offset as u64, buf),
+            FileKind::Regular(inode) => read_inode(inode, offset as u64, buf),
             FileKind::Snapshot(data) => Ok(copy_from(data, offset as u64, buf)),
             FileKind::Directory(_) => Err(Errno::EISDIR),
             FileKind::Device(dev) if dev.seekable() => dev.read(buf, self.nonblocking()),
@@ -420,11 +465,12 @@ impl OpenFile {
         }
         match &self.kind {
             FileKind::Regular(inode) => {
-                let n = if self.appending() {
-                    inode.append(buf)?.0
+                let at = if self.appending() {
+                    None
                 } else {
-                    inode.write_at(offset as u64, buf)?
+                    Some(offset as u64)
                 };
+                let (n, _) = write_inode(inode, at, buf)?;
                 self.sync_after_write(inode)?;
                 Ok(n)
             }
@@ -553,7 +599,7 @@ impl OpenFile {
             return Err(Errno::EINVAL);
         }
         match &self.kind {
-            FileKind::Regular(inode) => inode.set_size(len as u64),
+            FileKind::Regular(inode) => crate::coherence::set_size(inode, len as u64),
             _ => Err(Errno::EINVAL),
         }
     }
@@ -639,6 +685,48 @@ impl OpenFile {
                 p.extend_from_slice(b" (deleted)");
                 p
             }
+        }
+    }
+}
+
+/// Reads a regular file at `offset`, after the modifications of its shared mappings in
+/// that range reached it (see [`crate::coherence`]).
+fn read_inode(inode: &Arc<dyn Inode>, offset: u64, buf: &mut [u8]) -> KResult<usize> {
+    let mut mapped = crate::coherence::hold(inode);
+    if let Some(mapped) = &mut mapped {
+        mapped.flush(offset, buf.len() as u64)?;
+    }
+    inode.read_at(offset, buf)
+}
+
+/// Writes to a regular file at `offset` (`None`: at its end, in one step) and shows the
+/// bytes in its shared mappings. Returns the bytes written and the offset after them.
+fn write_inode(inode: &Arc<dyn Inode>, offset: Option<u64>, buf: &[u8]) -> KResult<(usize, u64)> {
+    let Some(mut mapped) = crate::coherence::hold(inode) else {
+        return match offset {
+            Some(at) => Ok(inode.write_at(at, buf).map(|n| (n, at + n as u64))?),
+            None => inode.append(buf),
+        };
+    };
+    let old_size = inode.stat()?.size;
+    let (n, end) = match offset {
+        Some(at) => inode.write_at(at, buf).map(|n| (n, at + n as u64))?,
+        None => inode.append(buf)?,
+    };
+    let at = end - n as u64;
+    if at > old_size {
+        // The gap the write left reads as zeros in the file.
+        mapped.resized(old_size, at);
+    }
+    mapped.written(at, &buf[..n]);
+    Ok((n, end))
+}
+
+impl Drop for OpenFile {
+    /// `flock` and OFD locks belong to the description: they go with its last reference.
+    fn drop(&mut self) {
+        if *self.locked.get_mut() {
+            crate::lock::release_description(self);
         }
     }
 }

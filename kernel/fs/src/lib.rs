@@ -33,6 +33,9 @@
 //! * ABI encodings: [`Stat::to_linux_stat`] (144 bytes), [`Stat::to_statx`] (256),
 //!   [`StatFs::to_linux_statfs`] (120), `linux_dirent64` records from `getdents64`,
 //!   kernel `struct termios` (36 bytes) from `TCGETS`.
+//! * Locks ([`lock`]): `flock`, OFD and POSIX record locks with Linux's conflict rules
+//!   (`lock::flock`, `lock::set_record_lock`, `lock::get_record_lock`, and the
+//!   `*_free` checks the syscall layer waits on).
 //! * Sockets: the [`Socket`] contract every family implements, [`SockAddr`] in
 //!   Linux's layouts, and [`socket::socket_file`] to put one in the descriptor table.
 //!   AF_UNIX sockets: [`unix::socket`]`(fs, type, protocol, flags)` and
@@ -47,6 +50,7 @@
 
 extern crate alloc;
 
+pub mod coherence;
 pub mod cpio;
 pub mod device;
 pub mod env;
@@ -55,6 +59,7 @@ pub mod eventfd;
 pub mod fdtable;
 pub mod file;
 pub mod inode;
+pub mod lock;
 pub mod pipe;
 pub mod procfs;
 pub mod signalfd;

@@ -354,6 +354,12 @@ impl Stat {
 /// Magic numbers of `statfs.f_type`.
 pub const TMPFS_MAGIC: u64 = 0x0102_1994;
 pub const PROC_SUPER_MAGIC: u64 = 0x9fa0;
+/// The pseudo filesystems Linux keeps files without a name on: pipes, sockets,
+/// anonymous-inode files (eventfd, epoll) and terminals (`/dev/pts`).
+pub const PIPEFS_MAGIC: u64 = 0x5049_5045;
+pub const SOCKFS_MAGIC: u64 = 0x534f_434b;
+pub const ANON_INODE_FS_MAGIC: u64 = 0x0904_1934;
+pub const DEVPTS_SUPER_MAGIC: u64 = 0x1cd1;
 
 /// `statfs` mount flags.
 pub const ST_NOSUID: u64 = 0x2;

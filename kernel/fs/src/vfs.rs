@@ -705,7 +705,7 @@ impl Vfs {
         match file_type {
             FileType::Regular => {
                 if flags & OpenFlags::O_TRUNC != 0 && !created {
-                    resolved.loc.inode.set_size(0)?;
+                    crate::coherence::set_size(&resolved.loc.inode, 0)?;
                 }
                 OpenFile::new_inode(self.me.clone(), resolved, open_flags)
             }
@@ -1067,7 +1067,7 @@ impl Vfs {
         match loc.file_type() {
             FileType::Directory => Err(Errno::EISDIR),
             FileType::Regular if !loc.inode.writable() => Err(Errno::EACCES),
-            FileType::Regular => loc.inode.set_size(len as u64),
+            FileType::Regular => crate::coherence::set_size(&loc.inode, len as u64),
             _ => Err(Errno::EINVAL),
         }
     }

@@ -339,3 +339,46 @@ fn proc_self_fd_and_cwd() {
         .unwrap();
     assert_eq!(e.ctx.fd_path(dfd).unwrap(), b"/work");
 }
+
+/// A device that is only there to stand behind a socket's open file.
+struct Inert;
+impl CharDevice for Inert {
+    fn read(&self, _buf: &mut [u8], _nonblock: bool) -> skiff_errno::KResult<usize> {
+        Ok(0)
+    }
+    fn write(&self, buf: &[u8]) -> skiff_errno::KResult<usize> {
+        Ok(buf.len())
+    }
+}
+
+#[test]
+fn files_outside_the_tree_report_linuxs_pseudo_filesystems() {
+    let (r, w) = pipe(0);
+    for end in [&r, &w] {
+        let st = end.detached_statfs().unwrap();
+        assert_eq!(st.fs_type, PIPEFS_MAGIC);
+        assert_eq!((st.block_size, st.blocks, st.name_len), (4096, 0, 255));
+        assert_eq!(st.fsid, [12, 0], "pipefs's device number");
+    }
+    let socket = OpenFile::detached_device(
+        std::sync::Arc::new(Inert),
+        OpenFlags(OpenFlags::O_RDWR),
+        skiff_fs::socket::socket_stat(7),
+    );
+    assert_eq!(socket.detached_statfs().unwrap().fs_type, SOCKFS_MAGIC);
+    let event = eventfd(0, 0).unwrap();
+    assert_eq!(
+        event.detached_statfs().unwrap().fs_type,
+        ANON_INODE_FS_MAGIC
+    );
+    // The console: a terminal lives on devpts, a pipe on pipefs.
+    for (tty, magic) in [(true, DEVPTS_SUPER_MAGIC), (false, PIPEFS_MAGIC)] {
+        let e = env_with_tty(tty);
+        let out = OpenFile::console(&e.vfs.terminal().unwrap(), StdStream::Stdout);
+        assert_eq!(out.detached_statfs().unwrap().fs_type, magic, "tty {tty}");
+    }
+    // Files in the tree are their mount's business.
+    let e = env();
+    let f = e.create("/tmp/f", b"");
+    assert_eq!(f.detached_statfs(), None);
+}

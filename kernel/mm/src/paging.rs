@@ -244,6 +244,32 @@ impl PageOps for UserPageTable {
         }
         true
     }
+
+    fn patch_page(&mut self, va: u64, at: usize, data: &[u8]) -> bool {
+        let Some(e) = pte(self.root, va) else {
+            return false;
+        };
+        if *e & PRESENT == 0 {
+            return false;
+        }
+        let n = data.len().min((PAGE_SIZE as usize).saturating_sub(at));
+        if n == 0 {
+            return true;
+        }
+        let frame = *e & ADDR_MASK;
+        // SAFETY: `frame` is a present user page's frame, mapped by the direct map, and
+        // `at + n` stays within its 4096 bytes. Writing through the direct map leaves
+        // the user mapping's dirty bit alone, and the user may race with the copy only
+        // as it would with another CPU's store.
+        unsafe {
+            core::ptr::copy_nonoverlapping(
+                data.as_ptr(),
+                (phys_to_virt(frame) as *mut u8).add(at),
+                n,
+            );
+        }
+        true
+    }
 }
 
 /// A read-only view of physical memory handed over by the VMM (the initrd), through the

@@ -29,6 +29,9 @@ pub trait PageOps {
     /// If the page at `va` is present and was written since it was mapped or last
     /// taken, copies it to `out` (4096 bytes), marks it clean and returns true.
     fn take_dirty(&mut self, va: u64, out: &mut [u8]) -> bool;
+    /// If the page at `va` is present, copies `data` into it at byte `at` (which with
+    /// `data` stays inside the page) without marking it dirty, and returns true.
+    fn patch_page(&mut self, va: u64, at: usize, data: &[u8]) -> bool;
 }
 
 /// Where things go in the application's half of the address space.
@@ -1071,6 +1074,89 @@ impl AddressSpace {
             }
         }
         result
+    }
+
+    /// The pages of shared mappings of the file `file` (a [`MapSource::file_key`]) that
+    /// show file bytes in `[offset, offset + len)`: for each, its address, the file
+    /// offset of its first byte, and the VMA's source.
+    fn shared_pages_of(
+        &self,
+        file: usize,
+        offset: u64,
+        len: u64,
+    ) -> Vec<(u64, u64, alloc::sync::Arc<dyn crate::vma::MapSource>)> {
+        let end = offset.saturating_add(len);
+        let mut pages = Vec::new();
+        for vma in self.vmas.values() {
+            let Backing::File {
+                source,
+                offset: vma_offset,
+                ..
+            } = &vma.backing
+            else {
+                continue;
+            };
+            if !vma.shared || source.file_key() != Some(file) {
+                continue;
+            }
+            let vma_end = vma_offset.saturating_add(vma.len());
+            let first = offset.max(*vma_offset) & !(PAGE_SIZE - 1);
+            let mut page = first.max(*vma_offset);
+            while page < end.min(vma_end) {
+                pages.push((vma.start + (page - vma_offset), page, source.clone()));
+                page += PAGE_SIZE;
+            }
+        }
+        pages
+    }
+
+    /// Before bytes `[offset, offset + len)` of the file `file` are read through a
+    /// descriptor: the modified pages of shared mappings that show them are written
+    /// back (and marked clean), so the read sees every store made to the mapping.
+    pub fn flush_file_range(
+        &mut self,
+        ops: &mut dyn PageOps,
+        file: usize,
+        offset: u64,
+        len: u64,
+    ) -> KResult<()> {
+        let mut result = Ok(());
+        let mut buf = vec![0u8; PAGE_SIZE as usize];
+        for (va, page, source) in self.shared_pages_of(file, offset, len) {
+            if ops.take_dirty(va, &mut buf) {
+                let r = source.write_back(page, &buf);
+                if result.is_ok() {
+                    result = r;
+                }
+            }
+        }
+        result
+    }
+
+    /// After `data` was written to the file `file` at `offset` through a descriptor:
+    /// the present pages of shared mappings that show those bytes get them too, so the
+    /// mapping sees the write and its own later write-back carries it instead of
+    /// overwriting it with older bytes. `data` of `None` means `len` zeros (a size
+    /// change: bytes past a new end read as zeros, and stay so if the file grows again).
+    pub fn update_file_range(
+        &mut self,
+        ops: &mut dyn PageOps,
+        file: usize,
+        offset: u64,
+        len: u64,
+        data: Option<&[u8]>,
+    ) {
+        static ZEROS: [u8; PAGE_SIZE as usize] = [0; PAGE_SIZE as usize];
+        let end = offset.saturating_add(len);
+        for (va, page, _) in self.shared_pages_of(file, offset, len) {
+            let from = offset.max(page);
+            let to = end.min(page + PAGE_SIZE);
+            let bytes = match data {
+                Some(data) => &data[(from - offset) as usize..(to - offset) as usize],
+                None => &ZEROS[..(to - from) as usize],
+            };
+            ops.patch_page(va, (from - page) as usize, bytes);
+        }
     }
 
     /// Writes back every shared file mapping (at exit, as Linux's page cache would).

@@ -57,6 +57,16 @@ impl PageOps for FakePages {
             _ => false,
         }
     }
+    fn patch_page(&mut self, va: u64, at: usize, data: &[u8]) -> bool {
+        assert!(at + data.len() <= PAGE as usize, "patch crosses the page");
+        match self.pages.get_mut(&va) {
+            Some((_, bytes)) => {
+                bytes[at..at + data.len()].copy_from_slice(data);
+                true
+            }
+            None => false,
+        }
+    }
     fn protect_range(&mut self, start: u64, end: u64, prot: Prot) {
         for (_, page) in self.pages.range_mut(start..end) {
             page.0 = prot;
@@ -2039,6 +2049,95 @@ impl MapSource for WritableFile {
         data[start..start + n].copy_from_slice(&page[..n]);
         Ok(())
     }
+    fn file_key(&self) -> Option<usize> {
+        Some(9)
+    }
+}
+
+/// What `write(2)` through a descriptor does to a file with shared mappings: the file
+/// changes, then the kernel tells the address space.
+fn write_through_descriptor(
+    space: &mut AddressSpace,
+    ops: &mut FakePages,
+    file: &WritableFile,
+    offset: u64,
+    bytes: &[u8],
+) {
+    let at = offset as usize;
+    file.data.lock().unwrap()[at..at + bytes.len()].copy_from_slice(bytes);
+    space.update_file_range(ops, 9, offset, bytes.len() as u64, Some(bytes));
+}
+
+#[test]
+fn writes_through_descriptors_reach_shared_mappings_and_survive_write_back() {
+    let (mut space, mut ops) = new_space();
+    let file = Arc::new(WritableFile {
+        data: std::sync::Mutex::new(vec![b'.'; 3 * PAGE as usize]),
+    });
+    let shared = |offset| Backing::File {
+        source: file.clone(),
+        offset,
+        file_size_limit: u64::MAX,
+    };
+    let whole = space
+        .mmap(&mut ops, 0, 3 * PAGE, RW, MAP_SHARED, shared(0))
+        .unwrap();
+    // A second mapping of the last two pages, and a page not faulted in yet.
+    let tail = space
+        .mmap(&mut ops, 0, 2 * PAGE, PROT_READ, MAP_SHARED, shared(PAGE))
+        .unwrap();
+    cpu_write(&mut space, &mut ops, whole, b"M").unwrap();
+    assert_eq!(cpu_read(&mut space, &mut ops, tail + PAGE).unwrap(), b'.');
+    // A write spanning pages 0-2: page 0 is dirty, page 2 is present in both mappings,
+    // page 1 is present in one.
+    let text = vec![b'w'; PAGE as usize + 200];
+    write_through_descriptor(&mut space, &mut ops, &file, 100, &text);
+    assert_eq!(cpu_read(&mut space, &mut ops, whole + 100).unwrap(), b'w');
+    assert_eq!(cpu_read(&mut space, &mut ops, tail + 299).unwrap(), b'w');
+    assert_eq!(cpu_read(&mut space, &mut ops, tail + 300).unwrap(), b'.');
+    // The mapping's store is written back with the write's bytes, not over them.
+    space.munmap(&mut ops, whole, 3 * PAGE).unwrap();
+    {
+        let data = file.data.lock().unwrap();
+        assert_eq!(data[0], b'M', "the mapped store");
+        assert!(data[100..300 + PAGE as usize].iter().all(|&b| b == b'w'));
+    }
+    // A size change zeroes what lies past the new end in the pages still mapped.
+    file.data.lock().unwrap().truncate(PAGE as usize + 10);
+    space.update_file_range(&mut ops, 9, PAGE + 10, 2 * PAGE - 10, None);
+    assert_eq!(cpu_read(&mut space, &mut ops, tail + 9).unwrap(), b'w');
+    assert_eq!(cpu_read(&mut space, &mut ops, tail + 10).unwrap(), 0);
+    assert_eq!(cpu_read(&mut space, &mut ops, tail + PAGE).unwrap(), 0);
+}
+
+#[test]
+fn reads_through_descriptors_see_stores_to_shared_mappings_first() {
+    let (mut space, mut ops) = new_space();
+    let file = Arc::new(WritableFile {
+        data: std::sync::Mutex::new(vec![b'.'; 2 * PAGE as usize]),
+    });
+    let backing = Backing::File {
+        source: file.clone(),
+        offset: 0,
+        file_size_limit: u64::MAX,
+    };
+    let addr = space
+        .mmap(&mut ops, 0, 2 * PAGE, RW, MAP_SHARED, backing)
+        .unwrap();
+    cpu_write(&mut space, &mut ops, addr + 10, b"a").unwrap();
+    cpu_write(&mut space, &mut ops, addr + PAGE + 10, b"b").unwrap();
+    // Another file's key flushes nothing; a range in page 1 flushes page 1 only.
+    space.flush_file_range(&mut ops, 8, 0, 2 * PAGE).unwrap();
+    assert_eq!(file.data.lock().unwrap()[10], b'.');
+    space.flush_file_range(&mut ops, 9, PAGE + 5, 1).unwrap();
+    assert_eq!(file.data.lock().unwrap()[10], b'.');
+    assert_eq!(file.data.lock().unwrap()[PAGE as usize + 10], b'b');
+    space.flush_file_range(&mut ops, 9, 0, 1).unwrap();
+    assert_eq!(file.data.lock().unwrap()[10], b'a');
+    // Flushed pages are clean: a later write(2) is not overwritten by them.
+    file.data.lock().unwrap()[11] = b'w';
+    space.sync_range(&mut ops, addr, addr + 2 * PAGE).unwrap();
+    assert_eq!(file.data.lock().unwrap()[11], b'w');
 }
 
 #[test]

@@ -27,6 +27,13 @@ pub trait MapSource: Send + Sync {
     fn sync(&self) -> KResult<()> {
         Ok(())
     }
+    /// The identity of the file behind the mapping, as the kernel names files when it
+    /// keeps shared mappings coherent with writes to them
+    /// ([`AddressSpace::update_file_range`](crate::AddressSpace::update_file_range));
+    /// `None` for sources that are not files.
+    fn file_key(&self) -> Option<usize> {
+        None
+    }
 }
 
 /// What a VMA is, which decides its name in `/proc/self/maps` and how pages past the

@@ -7,6 +7,8 @@
  *   - MAP_SHARED read-write: stores, msync(MS_SYNC), munmap, then read() sees them; a
  *     new mapping sees them; a write() to the file shows in a live shared mapping and
  *     a store to the mapping shows in read() at once (one page cache, as on Linux);
+ *   - write()/pwrite() into a page the program also stored to through a shared
+ *     mapping: both survive the mapping's write-back; ftruncate shows in the mapping;
  *   - a mapping at a page-aligned file offset;
  *   - the part of the last page past end of file reads as zeros, and stores there do
  *     not reach the file;
@@ -170,15 +172,15 @@ static void check_shared(void)
     result("shared_new_mapping_sees_changes", memcmp(p + 100, "shared-1", 8) == 0,
            "a new mapping shows old bytes");
     must("pwrite", pwrite(fd, "written!", 8, 200));
-    /* Coherence between read/write(2) and a shared mapping needs one page cache; Skiff
-     * has none (documented), so these two lines are reported, not counted as failures. */
-    printf("shared_mapping_sees_write: %s\n", memcmp(p + 200, "written!", 8) == 0 ? "yes" : "no");
+    result("shared_mapping_sees_write", memcmp(p + 200, "written!", 8) == 0,
+           "the mapping shows old bytes after pwrite");
     /* And the reverse without msync: a store is visible to read() at once (one page
      * cache on Linux). */
     memcpy(p + PAGE, "store-3!", 8);
     unsigned char tmp[8];
     must("pread", pread(fd, tmp, 8, PAGE));
-    printf("read_sees_shared_store: %s\n", memcmp(tmp, "store-3!", 8) == 0 ? "yes" : "no");
+    result("read_sees_shared_store", memcmp(tmp, "store-3!", 8) == 0,
+           "pread does not show a store to the mapping");
     /* The mapping outlives the descriptor. */
     close(fd);
     memcpy(p + PAGE + 8, "closed!!", 8);
@@ -212,6 +214,54 @@ static void check_shared(void)
     munmap(p, PAGE);
     void *bad = mmap(NULL, PAGE, PROT_READ, MAP_SHARED, fd, 100);
     expect("unaligned_offset", bad == MAP_FAILED ? -1 : 0, EINVAL);
+    close(fd);
+}
+
+/* write(2) and a store to the same page of a shared mapping: neither is lost when the
+ * mapping is written back, and a truncation shows in the mapping. */
+static void check_write_under_mapping(void)
+{
+    static unsigned char back[FILE_SIZE + 1];
+    make_file(FILE_SIZE);
+    int fd = open(path, O_RDWR);
+    must("open rw", fd);
+    unsigned char *p = mmap(NULL, FILE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    MAPPED_OR_RETURN("under_map", p, fd);
+    p[0] = 'M';
+    must("pwrite", pwrite(fd, "WRITTEN", 7, 100));
+    /* write() at the offset, reaching into the next page. */
+    must("lseek", lseek(fd, PAGE - 3, SEEK_SET));
+    must("write", write(fd, "across", 6));
+    p[PAGE + 10] = 'N';
+    must("munmap", munmap(p, FILE_SIZE));
+    ssize_t n = read_back(back, sizeof back);
+    result("pwrite_survives_writeback", n == FILE_SIZE && memcmp(back + 100, "WRITTEN", 7) == 0,
+           "the mapping's write-back overwrote pwrite");
+    result("write_across_pages_survives",
+           n == FILE_SIZE && memcmp(back + PAGE - 3, "across", 6) == 0,
+           "the mapping's write-back overwrote write");
+    result("mapped_stores_survive_write", n == FILE_SIZE && back[0] == 'M' && back[PAGE + 10] == 'N',
+           "a store to the mapping was lost");
+    result("rest_of_page_unchanged", n == FILE_SIZE && matches_pattern(back, 1, 100) &&
+                                         matches_pattern(back, 107, PAGE - 3),
+           "other bytes changed");
+
+    /* Shrinking the file zeroes what the mapping shows past the new end; growing it
+     * again shows zeros there, and the stores before the end stay. */
+    p = mmap(NULL, FILE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    MAPPED_OR_RETURN("truncate_map", p, fd);
+    p[10] = 'T';
+    p[PAGE + 50] = 'U';
+    must("ftruncate small", ftruncate(fd, PAGE + 20));
+    must("ftruncate big", ftruncate(fd, FILE_SIZE));
+    result("mapping_sees_truncation", p[PAGE + 50] == 0 && p[PAGE + 19] == pattern(PAGE + 19),
+           "the mapping shows bytes the truncation removed");
+    must("msync", msync(p, FILE_SIZE, MS_SYNC));
+    must("munmap", munmap(p, FILE_SIZE));
+    n = read_back(back, sizeof back);
+    result("truncation_survives_writeback",
+           n == FILE_SIZE && back[10] == 'T' && back[PAGE + 50] == 0 && back[PAGE + 20] == 0,
+           "write-back brought truncated bytes back");
     close(fd);
 }
 
@@ -279,6 +329,7 @@ int main(int argc, char **argv)
     snprintf(path, sizeof path, "%s/mmap_file.dat", argv[1]);
     check_private();
     check_shared();
+    check_write_under_mapping();
     check_eof_page();
     check_access();
     must("unlink", unlink(path));

@@ -227,8 +227,8 @@ pub fn image_dirty(image: Vec<u8>) -> bool {
 
 /// Like [`fsck`], but for the image of a crash: the dirty bit is expected and is the
 /// only complaint allowed.
-pub fn fsck_crashed(image: &[u8], tag: &str) -> Option<(bool, String)> {
-    let (ok, out) = fsck(image, tag)?;
+pub fn fsck_crashed(image: &[u8], tag: &str) -> (bool, String) {
+    let (ok, out) = fsck(image, tag);
     let others: Vec<&str> = out
         .lines()
         .filter(|l| !l.starts_with("fsck.fat ") && !l.contains("Dirty bit is set"))
@@ -239,18 +239,21 @@ pub fn fsck_crashed(image: &[u8], tag: &str) -> Option<(bool, String)> {
                 && !l.contains("removing dirty bit")
         })
         .collect();
-    Some((ok || others.is_empty(), out))
+    (ok || others.is_empty(), out)
 }
 
-/// Runs `fsck.fat -n` on an image; `None` if fsck.fat is not installed.
-pub fn fsck(image: &[u8], tag: &str) -> Option<(bool, String)> {
-    let Some(fsck) = ["/usr/sbin/fsck.fat", "/sbin/fsck.fat", "/usr/bin/fsck.fat"]
+/// Runs `fsck.fat -n` on an image: whether it found nothing to fix, and what it said.
+/// Panics when fsck.fat is missing: a check skipped in silence would pass for nothing.
+pub fn fsck(image: &[u8], tag: &str) -> (bool, String) {
+    let fsck = ["/usr/sbin/fsck.fat", "/sbin/fsck.fat", "/usr/bin/fsck.fat"]
         .into_iter()
         .find(|p| std::path::Path::new(p).exists())
-    else {
-        println!("note: fsck.fat not installed (apt-get install dosfstools); check skipped");
-        return None;
-    };
+        .unwrap_or_else(|| {
+            panic!(
+                "fsck.fat is not installed, so this check cannot run: \
+                 scripts/setup.sh installs it (Debian package dosfstools)"
+            )
+        });
     let path = std::env::temp_dir().join(format!("skiff-fat-{}-{}.img", tag, std::process::id()));
     std::fs::write(&path, image).unwrap();
     let out = std::process::Command::new(fsck)
@@ -264,5 +267,5 @@ pub fn fsck(image: &[u8], tag: &str) -> Option<(bool, String)> {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    Some((out.status.success(), text))
+    (out.status.success(), text)
 }
