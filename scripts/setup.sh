@@ -11,6 +11,10 @@
 #   go                   golang-go         the Go test program (tests/programs/go)
 #   /usr/bin/time        time              CPU-time accounting in scripts/bench-idle.sh
 #   fsck.fat             dosfstools        checking volumes the guest wrote (volume tests)
+#   tclsh                tcl               redis's test suite (apps/redis/runtest.sh)
+#   curl                 curl              fetching nginx's pages (scripts/bench-net.sh)
+#   wrk                  wrk               HTTP load for scripts/bench-net.sh
+#   ss                   iproute2          finding free ports in scripts/bench-net.sh
 #   cargo                (rustup)          not installable with apt: reported if missing
 set -euo pipefail
 
@@ -31,6 +35,10 @@ need_command cpio cpio
 need_command make make
 need_command go golang-go
 need_command fsck.fat dosfstools
+need_command tclsh tcl
+need_command curl curl
+need_command wrk wrk
+need_command ss iproute2
 # bash's `time` keyword shadows the command name, so look for the binary itself.
 if [[ ! -x /usr/bin/time ]]; then
     missing_packages+=(time)

@@ -15,6 +15,10 @@ step "test programs"
 tests/programs/build.sh
 step "apps/sqlite (Debian's SQLite sources, static with musl)"
 apps/sqlite/build.sh
+step "apps/redis (Debian's redis sources, static with musl)"
+apps/redis/build.sh
+step "apps/nginx (Debian's nginx sources, static with musl)"
+apps/nginx/build.sh
 step "cargo fmt --check"
 cargo fmt --all --check
 step "cargo clippy"
