@@ -7,6 +7,7 @@
 //! [`Class::Other`], which goes to smoltcp's interface-level handling (ARP, ping) and is
 //! dropped there if it is garbage. Checksums are smoltcp's to verify.
 
+use alloc::vec::Vec;
 use skiff_errno::Errno;
 use smoltcp::wire::{
     EthernetFrame, EthernetProtocol, IpAddress, IpEndpoint, IpProtocol, Ipv4Address, Ipv4Packet,
@@ -156,6 +157,73 @@ fn classify_icmp(icmp: &[u8]) -> Class {
     }
 }
 
+/// A TCP segment that carries data and a FIN, as two: the data alone, then the FIN
+/// alone at the sequence number after the data. `None` for any other frame.
+///
+/// smoltcp trims a segment to its receive window and then accepts a FIN at the end of
+/// it even when it dropped data in front of that FIN; it then acknowledges the FIN
+/// where its data ends and reports end of file with those bytes missing. A sender
+/// that sent into a window the receiver has since shrunk (smoltcp's window scaling
+/// rounds the advertised window down, so its right edge can move back by a few bytes)
+/// sets this off. Handed over in two parts, the FIN lies beyond the trimmed data and
+/// smoltcp ignores it until the sender retransmits it after the missing bytes, as
+/// Linux's receiver would. Frames from the card must carry valid checksums (else
+/// `None`: smoltcp drops them as usual); the parts get fresh ones.
+pub(crate) fn split_fin(frame: &[u8], ethernet: bool) -> Option<(Vec<u8>, Vec<u8>)> {
+    let offset = if ethernet {
+        EthernetFrame::<&[u8]>::header_len()
+    } else {
+        0
+    };
+    let ip = Ipv4Packet::new_checked(frame.get(offset..)?).ok()?;
+    if ip.next_header() != IpProtocol::Tcp || ip.more_frags() || ip.frag_offset() != 0 {
+        return None;
+    }
+    if ethernet && !ip.verify_checksum() {
+        return None;
+    }
+    let (src, dst) = (
+        IpAddress::Ipv4(ip.src_addr()),
+        IpAddress::Ipv4(ip.dst_addr()),
+    );
+    let ip_header = usize::from(ip.header_len());
+    let ip_total = usize::from(ip.total_len());
+    let tcp = TcpPacket::new_checked(ip.payload()).ok()?;
+    if !tcp.fin() || tcp.syn() || tcp.rst() || tcp.payload().is_empty() {
+        return None;
+    }
+    if ethernet && !tcp.verify_checksum(&src, &dst) {
+        return None;
+    }
+    let tcp_header = usize::from(tcp.header_len());
+    let data_len = tcp.payload().len();
+    let fin_seq = tcp.seq_number() + data_len;
+    // Without Ethernet padding: the frame up to the IP packet's end.
+    let end = offset + ip_total;
+
+    let mut data = frame[..end].to_vec();
+    {
+        let mut t = TcpPacket::new_unchecked(&mut data[offset + ip_header..]);
+        t.set_fin(false);
+        t.fill_checksum(&src, &dst);
+    }
+
+    let fin_len = ip_header + tcp_header;
+    let mut fin = frame[..offset + fin_len].to_vec();
+    {
+        let mut i = Ipv4Packet::new_unchecked(&mut fin[offset..]);
+        i.set_total_len(fin_len as u16);
+        i.fill_checksum();
+    }
+    {
+        let mut t = TcpPacket::new_unchecked(&mut fin[offset + ip_header..]);
+        t.set_seq_number(fin_seq);
+        t.set_psh(false);
+        t.fill_checksum(&src, &dst);
+    }
+    Some((data, fin))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -219,6 +287,70 @@ mod tests {
                 remote: IpEndpoint::new(IpAddress::v4(127, 0, 0, 1), 9),
             }
         );
+    }
+
+    /// A TCP segment from 10.0.0.2:40000 to 10.0.0.1:80 with `flags`, sequence
+    /// number 1000 and `data`, with valid checksums, in an Ethernet frame or not.
+    fn data_segment(flags: u8, data: &[u8], ethernet: bool) -> Vec<u8> {
+        let mut t = tcp_segment(40000, 80, flags);
+        t[4..8].copy_from_slice(&1000u32.to_be_bytes());
+        t.extend_from_slice(data);
+        let mut p = ipv4(6, [10, 0, 0, 2], [10, 0, 0, 1], t.len());
+        p.extend(t);
+        Ipv4Packet::new_unchecked(&mut p[..]).fill_checksum();
+        let (src, dst) = (IpAddress::v4(10, 0, 0, 2), IpAddress::v4(10, 0, 0, 1));
+        TcpPacket::new_unchecked(&mut p[20..]).fill_checksum(&src, &dst);
+        if !ethernet {
+            return p;
+        }
+        let mut f = vec![0u8; 12];
+        f.extend_from_slice(&[0x08, 0x00]);
+        f.extend(p);
+        // Ethernet padding after the packet must not become data.
+        f.extend_from_slice(&[0xee; 6]);
+        f
+    }
+
+    #[test]
+    fn data_with_fin_splits_into_data_then_fin() {
+        let (src, dst) = (IpAddress::v4(10, 0, 0, 2), IpAddress::v4(10, 0, 0, 1));
+        for ethernet in [false, true] {
+            let at = if ethernet { 14 } else { 0 };
+            let frame = data_segment(0x19, b"hello", ethernet); // FIN|PSH|ACK
+            let (data, fin) = split_fin(&frame, ethernet).expect("split");
+            let ip = Ipv4Packet::new_checked(&data[at..]).unwrap();
+            assert!(ip.verify_checksum());
+            let t = TcpPacket::new_checked(ip.payload()).unwrap();
+            assert!(t.verify_checksum(&src, &dst));
+            assert!(!t.fin() && t.psh() && t.ack());
+            assert_eq!(t.payload(), b"hello");
+            assert_eq!(t.seq_number().0, 1000);
+
+            let ip = Ipv4Packet::new_checked(&fin[at..]).unwrap();
+            assert!(ip.verify_checksum());
+            assert_eq!(usize::from(ip.total_len()), 40);
+            let t = TcpPacket::new_checked(ip.payload()).unwrap();
+            assert!(t.verify_checksum(&src, &dst));
+            assert!(t.fin() && t.ack() && !t.psh());
+            assert!(t.payload().is_empty());
+            assert_eq!(t.seq_number().0, 1005);
+        }
+        // Nothing to split: no FIN, no data, a SYN, or a corrupted frame from the card.
+        assert_eq!(split_fin(&data_segment(0x18, b"x", true), true), None);
+        assert_eq!(split_fin(&data_segment(0x11, b"", true), true), None);
+        assert_eq!(split_fin(&data_segment(0x03, b"x", true), true), None);
+        let mut bad = data_segment(0x19, b"hello", true);
+        bad[14 + 40] ^= 1;
+        assert_eq!(split_fin(&bad, true), None);
+        // Loopback carries no checksums to check.
+        let mut lo = data_segment(0x19, b"hello", false);
+        lo[40] ^= 1;
+        assert!(split_fin(&lo, false).is_some());
+        // Every truncation short of the whole packet (the last 6 bytes are padding).
+        let whole = data_segment(0x19, b"hello", true);
+        for n in 0..whole.len() - 6 {
+            assert_eq!(split_fin(&whole[..n], true), None, "truncated to {n}");
+        }
     }
 
     #[test]

@@ -337,13 +337,14 @@ impl Inner {
                 conn.probing = false;
             }
             if let Some(cell) = conn.cell.as_mut() {
-                link.phy.stage(frame);
-                let _ = link.iface.poll_ingress_single(
-                    crate::stack::instant(now),
-                    &mut link.phy,
-                    &mut cell.set,
-                );
-                link.phy.unstage();
+                // Data and FIN in one segment go in as two (see `flow::split_fin`).
+                let parts = match crate::flow::split_fin(&frame, iface == IfaceId::Nic) {
+                    Some((data, fin)) => [Some(data), Some(fin)],
+                    None => [Some(frame), None],
+                };
+                for part in parts.into_iter().flatten() {
+                    crate::stack::ingress_set(link, &mut cell.set, part, now);
+                }
             }
             self.observe_conn(id, rst);
             self.touch(Timed::Conn(id));

@@ -909,3 +909,68 @@ fn orphans_in_fin_wait_2_give_up_after_linger2() {
     net.run_ms(60_000);
     net.a.inspect(|i| assert!(i.conns.is_empty()));
 }
+
+/// A copy of `template` (a data segment A sent to B) carrying `data` and FIN at the
+/// sequence number after the template's data, with fresh lengths and checksums.
+fn data_and_fin_after(template: &[u8], data: &[u8]) -> Vec<u8> {
+    use smoltcp::wire::{IpAddress as Ip, Ipv4Packet, TcpPacket};
+    let ip = Ipv4Packet::new_checked(&template[14..]).unwrap();
+    let (src, dst) = (Ip::Ipv4(ip.src_addr()), Ip::Ipv4(ip.dst_addr()));
+    let ihl = usize::from(ip.header_len());
+    let tcp = TcpPacket::new_checked(ip.payload()).unwrap();
+    let thl = usize::from(tcp.header_len());
+    let next = tcp.seq_number() + tcp.payload().len();
+    let mut f = template[..14 + ihl + thl].to_vec();
+    f.extend_from_slice(data);
+    let mut i = Ipv4Packet::new_unchecked(&mut f[14..]);
+    i.set_total_len((ihl + thl + data.len()) as u16);
+    i.fill_checksum();
+    let mut t = TcpPacket::new_unchecked(&mut f[14 + ihl..]);
+    t.set_seq_number(next);
+    t.set_fin(true);
+    t.fill_checksum(&src, &dst);
+    f
+}
+
+#[test]
+fn a_fin_behind_data_cut_off_by_the_window_is_not_taken() {
+    // A peer may send into a window the receiver has since shrunk (smoltcp rounds a
+    // scaled window down): the receiver keeps what fits, and must not take the FIN
+    // behind the bytes it dropped for end of file.
+    let net = Net::new();
+    let l = tcp(&net.b);
+    set_int(&l, SOL_SOCKET, SO_RCVBUF, 4096).unwrap();
+    sock(&l).bind(&addr(B, 5100)).unwrap();
+    sock(&l).listen(4).unwrap();
+    let c = tcp(&net.a);
+    let _ = sock(&c).connect(&addr(B, 5100));
+    net.settle();
+    let (srv, _) = sock(&l).accept(SOCK_NONBLOCK).unwrap();
+    let window = 4096;
+    assert_eq!(send(&c, &[b'a'; 4000]), Ok(4000));
+    net.settle();
+    let template = net
+        .nic_a
+        .sent
+        .lock()
+        .unwrap()
+        .iter()
+        .rev()
+        .find(|f| f.len() > 14 + 40 + 100)
+        .cloned()
+        .expect("A sent the data");
+    // 200 bytes where 96 fit, then FIN; B's answers go nowhere.
+    *net.nic_b.cut.lock().unwrap() = true;
+    net.nic_b
+        .inject(data_and_fin_after(&template, &[b'z'; 200]));
+    net.b.poll();
+    let got = drain(&srv);
+    assert_eq!(got.len(), window, "what fitted the window is delivered");
+    assert!(got[4000..].iter().all(|&b| b == b'z'));
+    assert_eq!(
+        recv(&srv, 100),
+        Err(Errno::EAGAIN),
+        "no end of file while bytes before the FIN are missing"
+    );
+    assert_eq!(mask(&srv) & EPOLLRDHUP, 0);
+}
