@@ -7,6 +7,15 @@
 //! the last descriptor went, freed once smoltcp reaches CLOSED or TIME-WAIT ends). The
 //! port binding follows whoever is responsible for the connection's lifetime.
 //!
+//! Closing the sending half after the peer's FIN (CLOSE-WAIT) with data still queued
+//! only notes the FIN (`Conn::fin_pending`); it goes to smoltcp once that data is
+//! acknowledged. smoltcp in LAST-ACK takes a pure window update (an ACK that
+//! acknowledges nothing new) for a duplicate ACK and drops it without reading its
+//! window, so a connection in LAST-ACK with data queued towards a peer whose window
+//! had closed would wait for the zero-window probe timer (a second, then two, four...)
+//! each time that window filled. In FIN-WAIT-1 smoltcp reads the window, so a
+//! `shutdown(SHUT_WR)` before the peer's FIN sends its FIN at once.
+//!
 //! Timers smoltcp does not have are ours: the SYN retry limit (`TCP_SYNCNT`, 127 s by
 //! default), the half-open limit (63 s), the data timeout (`TCP_USER_TIMEOUT`, else
 //! Linux's ~15 minutes of retransmission), keep-alive with idle/interval/count (smoltcp
@@ -105,6 +114,9 @@ pub(crate) struct Conn {
     /// smoltcp's keep-alive probing is on.
     probing: bool,
     fin_wait2_since: Option<u64>,
+    /// Our side closed its sending half in CLOSE-WAIT; the FIN goes once the queued
+    /// data is acknowledged (see the module docs).
+    fin_pending: bool,
     pub opts: TcpOpts,
     indexed: bool,
 }
@@ -139,6 +151,7 @@ impl Conn {
             handshake_deadline: None,
             probing: false,
             fin_wait2_since: None,
+            fin_pending: false,
             opts,
             indexed: true,
         }
@@ -178,6 +191,27 @@ impl Conn {
             self.state,
             State::SynSent | State::SynReceived | State::Listen
         )
+    }
+
+    /// Close our sending half: a FIN after everything queued, handed to smoltcp at once
+    /// unless that would put it in LAST-ACK with data queued (see the module docs).
+    fn close_sending(&mut self) {
+        if self.current_state() == State::CloseWait {
+            self.fin_pending = true;
+            self.send_fin_when_drained();
+        } else if let Some(s) = self.socket_mut() {
+            s.close();
+        }
+    }
+
+    /// Hand a pending FIN to smoltcp once nothing queued waits for acknowledgement.
+    fn send_fin_when_drained(&mut self) {
+        if self.fin_pending && self.tx_len() == 0 {
+            self.fin_pending = false;
+            if let Some(s) = self.socket_mut() {
+                s.close();
+            }
+        }
     }
 
     /// Drop the connection without sending anything, with `errno` as its end.
@@ -504,6 +538,7 @@ impl Inner {
         {
             let Inner { lo, nic, conns, .. } = self;
             let conn = conns.get_mut(&id).expect("checked above");
+            conn.send_fin_when_drained();
             let link = match conn.iface {
                 IfaceId::Loopback => Some(lo),
                 IfaceId::Nic => nic.as_mut(),
@@ -1169,9 +1204,7 @@ impl Inner {
             return Err(Errno::ENOTCONN);
         }
         if wr {
-            if let Some(s) = conn.socket_mut() {
-                s.close();
-            }
+            conn.close_sending();
             self.touch(Timed::Conn(cid));
         }
         Ok(())
@@ -1211,12 +1244,12 @@ impl Inner {
                     return;
                 }
                 let unread = conn.rx_len() > 0;
-                if let Some(s) = conn.socket_mut() {
-                    if abort || unread {
+                if abort || unread {
+                    if let Some(s) = conn.socket_mut() {
                         s.abort();
-                    } else {
-                        s.close();
                     }
+                } else {
+                    conn.close_sending();
                 }
                 self.touch(Timed::Conn(c));
             }

@@ -13,6 +13,7 @@ use std::cell::Cell;
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, Weak};
 
+mod bulk;
 mod dhcp;
 mod scale;
 mod tcp;
