@@ -224,9 +224,65 @@ pub(crate) fn split_fin(frame: &[u8], ethernet: bool) -> Option<(Vec<u8>, Vec<u8
     Some((data, fin))
 }
 
+/// TCP's window-scale option kind.
+const TCP_OPTION_WINDOW_SCALE: u8 = 3;
+const TCP_OPTION_END: u8 = 0;
+const TCP_OPTION_NOP: u8 = 1;
+
+/// Turn the window-scale option of a loopback SYN (a bare IPv4 packet) into no-ops, so
+/// that neither end of the connection scales its window. Anything else is left alone.
+///
+/// smoltcp rounds a scaled window down to its scale, so as odd-sized data arrives the
+/// window's right edge moves back by a byte or more; a smoltcp sender that already sent
+/// up to the old edge (with 64 KiB buffers loopback's 65495-byte segments leave a short
+/// second segment behind each full one) has that data's tail cut off. If the window
+/// then closes, smoltcp's sender replaces its retransmission timer with the zero-window
+/// probe timer and is left with no timer at all when the window reopens, so the bytes
+/// cut off are never sent again: the connection hangs. An unscaled window is
+/// advertised exactly (at most 65535 bytes, which costs loopback nothing) and its edge
+/// never moves back.
+pub(crate) fn strip_window_scale(packet: &mut [u8]) {
+    let Ok(ip) = Ipv4Packet::new_checked(&*packet) else {
+        return;
+    };
+    if ip.next_header() != IpProtocol::Tcp || ip.more_frags() || ip.frag_offset() != 0 {
+        return;
+    }
+    let (ip_header, ip_total) = (usize::from(ip.header_len()), usize::from(ip.total_len()));
+    let Ok(tcp) = TcpPacket::new_checked(&packet[ip_header..ip_total]) else {
+        return;
+    };
+    if !tcp.syn() {
+        return;
+    }
+    let tcp_header = usize::from(tcp.header_len());
+    let options = &mut packet[ip_header + 20..ip_header + tcp_header];
+    let mut at = 0;
+    while at < options.len() {
+        match options[at] {
+            TCP_OPTION_END => break,
+            TCP_OPTION_NOP => at += 1,
+            kind => {
+                let Some(&len) = options.get(at + 1) else {
+                    break;
+                };
+                let len = usize::from(len);
+                if len < 2 || at + len > options.len() {
+                    break;
+                }
+                if kind == TCP_OPTION_WINDOW_SCALE {
+                    options[at..at + len].fill(TCP_OPTION_NOP);
+                }
+                at += len;
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use smoltcp::wire::TcpRepr;
 
     /// An IPv4 header (no options) for `protocol` with `payload_len` bytes after it.
     fn ipv4(protocol: u8, src: [u8; 4], dst: [u8; 4], payload_len: usize) -> Vec<u8> {
@@ -350,6 +406,49 @@ mod tests {
         let whole = data_segment(0x19, b"hello", true);
         for n in 0..whole.len() - 6 {
             assert_eq!(split_fin(&whole[..n], true), None, "truncated to {n}");
+        }
+    }
+
+    #[test]
+    fn loopback_syns_lose_their_window_scale_only() {
+        // MSS 65495, NOP, window scale 1, SACK permitted.
+        let options = [2, 4, 0xff, 0xd7, 1, 3, 3, 1, 4, 2, 0, 0];
+        let segment = |flags: u8| {
+            let mut t = tcp_segment(40000, 80, flags);
+            t[12] = ((20 + options.len() as u8) / 4) << 4;
+            t.extend_from_slice(&options);
+            let mut p = ipv4(6, [127, 0, 0, 1], [127, 0, 0, 1], t.len());
+            p.extend(t);
+            p
+        };
+        let mut syn = segment(0x02);
+        strip_window_scale(&mut syn);
+        assert_eq!(&syn[40..], &[2, 4, 0xff, 0xd7, 1, 1, 1, 1, 4, 2, 0, 0]);
+        let t = TcpPacket::new_checked(&syn[20..]).unwrap();
+        assert_eq!(
+            TcpRepr::parse(
+                &t,
+                &IpAddress::v4(127, 0, 0, 1),
+                &IpAddress::v4(127, 0, 0, 1),
+                &smoltcp::phy::ChecksumCapabilities::ignored()
+            )
+            .unwrap()
+            .window_scale,
+            None
+        );
+        // Not a SYN: untouched.
+        let mut ack = segment(0x10);
+        let before = ack.clone();
+        strip_window_scale(&mut ack);
+        assert_eq!(ack, before);
+        // Malformed options and truncated packets never panic.
+        let mut bad = segment(0x02);
+        bad[41] = 40;
+        strip_window_scale(&mut bad);
+        let whole = segment(0x02);
+        for n in 0..whole.len() {
+            let mut p = whole[..n].to_vec();
+            strip_window_scale(&mut p);
         }
     }
 

@@ -386,6 +386,10 @@ impl Inner {
         }
         if pure_syn {
             if let Some(listener) = self.find_listener(iface, dst, src) {
+                let mut frame = frame;
+                if iface == IfaceId::Loopback {
+                    crate::flow::strip_window_scale(&mut frame);
+                }
                 self.accept_syn(listener, iface, frame, src, dst);
                 return;
             }
