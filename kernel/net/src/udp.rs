@@ -336,20 +336,23 @@ impl Inner {
         if data.len() > MAX_UDP_PAYLOAD {
             return Err(Errno::EMSGSIZE);
         }
-        // Linux binds the socket before anything else is checked.
+        // Linux binds the socket before anything else is checked, then checks the
+        // destination and the route, and only when it allocates the packet reports a
+        // pending error or a shut-down sending side (`sock_alloc_send_pskb`).
         self.udp_autobind(id, reuse.0, reuse.1)?;
         let sock = self.udp(id)?;
-        if sock.shut_wr {
-            return Err(Errno::EPIPE);
-        }
-        if let Some(e) = sock.error.take() {
-            return Err(e);
-        }
         let dst = to.or(sock.peer).ok_or(Errno::EDESTADDRREQ)?;
         if dst.port == 0 {
             return Err(Errno::EINVAL);
         }
         let (iface, src, dst) = self.udp_route(id, dst, broadcast_ok)?;
+        let sock = self.udp(id)?;
+        if let Some(e) = sock.error.take() {
+            return Err(e);
+        }
+        if sock.shut_wr {
+            return Err(Errno::EPIPE);
+        }
         let mtu = self.link(iface).map_or(0, |l| l.phy.ip_mtu());
         if data.len() + UDP_IP_HEADERS > mtu {
             // No IP fragmentation (see the crate docs): too big for the link.

@@ -199,6 +199,9 @@ fn shutdown_quirks_match_linux() {
     // Unconnected: ENOTCONN, yet the shutdown is recorded.
     assert_eq!(sock(&u).shutdown(SHUT_WR), Err(Errno::ENOTCONN));
     assert_eq!(send_to(&u, b"x", addr(LO, 9)), Err(Errno::EPIPE));
+    // The destination is checked first.
+    assert_eq!(send_to(&u, b"x", addr(LO, 0)), Err(Errno::EINVAL));
+    assert_eq!(send(&u, b"x"), Err(Errno::EDESTADDRREQ));
     let c = bound_udp(&s, addr(LO, 0));
     sock(&c).connect(&addr(LO, 9)).unwrap();
     sock(&c).shutdown(SHUT_RDWR).unwrap();
