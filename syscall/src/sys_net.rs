@@ -33,6 +33,8 @@ use skiff_fs::{OpenFile, OpenFlags};
 
 /// Longest socket address a caller may pass (`sizeof(struct sockaddr_storage)`).
 const MAX_ADDR_LEN: usize = SOCKADDR_STORAGE_SIZE;
+/// `sizeof(struct sockaddr_in)`, the shortest address an AF_INET socket reads.
+const SOCKADDR_IN_SIZE: usize = 16;
 /// Largest piece of a stream moved between application memory and a socket in one
 /// step (the kernel buffer of one send or receive).
 const STREAM_CHUNK: usize = 256 * 1024;
@@ -71,16 +73,40 @@ fn install(f: Arc<OpenFile>, cloexec: bool) -> KResult<i32> {
 
 /// Decode the caller's socket address (`len` bytes at `ptr`) for a socket of `family`.
 /// An address of a family Skiff does not know is `EAFNOSUPPORT`, except for AF_UNIX
-/// sockets, which answer `EINVAL` to any foreign address, as Linux's do.
+/// sockets, which answer `EINVAL` to any foreign address, as Linux's do. An AF_INET
+/// socket judges any address by its own rules first, as Linux's `inet_bind`,
+/// `tcp_v4_connect` and `udp_sendmsg` do: shorter than a `sockaddr_in` is `EINVAL`,
+/// another family (AF_UNSPEC aside) `EAFNOSUPPORT`, even where that family's own
+/// layout would be too short.
 fn read_addr(family: u16, ptr: UserPtr, len: u32) -> KResult<SockAddr> {
     let len = len as usize;
     if len > MAX_ADDR_LEN {
         return Err(Errno::EINVAL);
     }
-    match SockAddr::decode(&ptr.read_bytes(len)?) {
+    let bytes = ptr.read_bytes(len)?;
+    if family == AF_INET {
+        if let Some(e) = foreign_to_inet(&bytes) {
+            return Err(e);
+        }
+    }
+    match SockAddr::decode(&bytes) {
         Err(Errno::EAFNOSUPPORT) if family == AF_UNIX => Err(Errno::EINVAL),
         r => r,
     }
+}
+
+/// What an AF_INET socket answers to an address of another family (`None`: it is
+/// AF_INET or AF_UNSPEC, or too short to have a family, which decoding reports).
+fn foreign_to_inet(bytes: &[u8]) -> Option<Errno> {
+    let family = u16::from_ne_bytes([*bytes.first()?, *bytes.get(1)?]);
+    if family == AF_INET || family == AF_UNSPEC {
+        return None;
+    }
+    Some(if bytes.len() < SOCKADDR_IN_SIZE {
+        Errno::EINVAL
+    } else {
+        Errno::EAFNOSUPPORT
+    })
 }
 
 fn family_of(f: &OpenFile) -> u16 {
@@ -919,6 +945,23 @@ mod tests {
             Ok((SOCK_DGRAM, SOCK_CLOEXEC))
         );
         assert_eq!(split_type(SOCK_STREAM | 0x100), Err(Errno::EINVAL));
+    }
+
+    #[test]
+    fn inet_sockets_judge_foreign_addresses_by_their_own_length() {
+        let six = |len: usize| {
+            let mut a = vec![0u8; len];
+            a[..2].copy_from_slice(&AF_INET6.to_ne_bytes());
+            a
+        };
+        assert_eq!(foreign_to_inet(&six(16)), Some(Errno::EAFNOSUPPORT));
+        assert_eq!(foreign_to_inet(&six(28)), Some(Errno::EAFNOSUPPORT));
+        assert_eq!(foreign_to_inet(&six(8)), Some(Errno::EINVAL));
+        let mut inet = vec![0u8; 16];
+        inet[..2].copy_from_slice(&AF_INET.to_ne_bytes());
+        assert_eq!(foreign_to_inet(&inet), None);
+        assert_eq!(foreign_to_inet(&[0, 0]), None, "AF_UNSPEC");
+        assert_eq!(foreign_to_inet(&[2]), None);
     }
 
     #[test]
