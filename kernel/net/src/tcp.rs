@@ -508,8 +508,10 @@ impl Inner {
                 _ => false,
             };
             if abnormal {
+                // Linux's `tcp_reset`: a reset after the peer's own FIN says EPIPE.
                 let errno = match (rst, old) {
                     (true, State::SynSent) => Errno::ECONNREFUSED,
+                    (true, State::CloseWait) => Errno::EPIPE,
                     (true, _) => Errno::ECONNRESET,
                     // smoltcp closed it on its own (its source address went away).
                     (false, _) => Errno::ETIMEDOUT,

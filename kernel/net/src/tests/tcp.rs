@@ -147,6 +147,20 @@ fn reset_reports_econnreset_once_then_eof_and_epipe() {
 }
 
 #[test]
+fn a_reset_after_the_peers_fin_reports_epipe() {
+    // Linux's tcp_reset: in CLOSE-WAIT the error is EPIPE, not ECONNRESET.
+    let s = lo_stack();
+    let (c, srv) = lo_pair(&s, 7003);
+    drop(srv);
+    assert_eq!(recv(&c, 10), Ok(vec![]));
+    assert_eq!(send(&c, b"x"), Ok(1), "the first write is accepted");
+    assert_ne!(mask(&c) & EPOLLERR, 0, "the closed peer answered with RST");
+    assert_eq!(send(&c, b"x"), Err(Errno::EPIPE));
+    assert_eq!(mask(&c) & EPOLLERR, 0);
+    assert_eq!(send(&c, b"x"), Err(Errno::EPIPE));
+}
+
+#[test]
 fn closing_with_unread_data_resets_the_peer() {
     let s = lo_stack();
     let (c, srv) = lo_pair(&s, 7002);
