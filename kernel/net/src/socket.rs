@@ -470,8 +470,8 @@ impl Socket for InetSocket {
             SOL_SOCKET => self.set_socket_level(name, value),
             SOL_IP => self.set_ip_level(name, value),
             SOL_TCP if self.kind == Kind::Tcp => self.set_tcp_level(name, value),
-            // Linux's UDP hands other levels to IP, which does not know them.
-            SOL_TCP => Err(Errno::EOPNOTSUPP),
+            // Other levels reach Linux's `ip_setsockopt`, which says ENOPROTOOPT (and
+            // `ip_getsockopt`, below, EOPNOTSUPP).
             _ => Err(Errno::ENOPROTOOPT),
         }
     }
@@ -525,8 +525,7 @@ impl Socket for InetSocket {
             (SOL_SOCKET, _) => return Err(Errno::ENOPROTOOPT),
             (SOL_IP, _) => self.get_ip_level(name)?,
             (SOL_TCP, _) if self.kind == Kind::Tcp => self.get_tcp_level(name)?,
-            (SOL_TCP, _) => return Err(Errno::EOPNOTSUPP),
-            _ => return Err(Errno::ENOPROTOOPT),
+            _ => return Err(Errno::EOPNOTSUPP),
         };
         Ok(int_bytes(value))
     }

@@ -608,7 +608,11 @@ fn options_with_effect_and_hints() {
     assert_eq!(get_int(&t, SOL_SOCKET, SO_ACCEPTCONN), Ok(0));
     let u = udp(&s);
     assert_eq!(get_int(&u, SOL_SOCKET, SO_RCVBUF), Ok(212_992));
+    // Levels a socket does not have: Linux's ip_getsockopt and ip_setsockopt differ.
     assert_eq!(get_int(&u, SOL_TCP, TCP_NODELAY), Err(Errno::EOPNOTSUPP));
+    assert_eq!(set_int(&u, SOL_TCP, TCP_NODELAY, 1), Err(Errno::ENOPROTOOPT));
+    assert_eq!(get_int(&t, 12345, 1), Err(Errno::EOPNOTSUPP));
+    assert_eq!(set_int(&t, 12345, 1, 1), Err(Errno::ENOPROTOOPT));
     set_int(&u, SOL_IP, IP_TOS, 0xff).unwrap();
     assert_eq!(get_int(&u, SOL_IP, IP_TOS), Ok(0xff));
 }
