@@ -39,7 +39,8 @@
 //! `datagram_poll` do; readiness *events* are stamped ([`skiff_fs::Generation`]) when
 //! data arrives, room appears or state changes, for edge-triggered epoll. Socket calls
 //! transmit before returning, and on loopback the peer has processed the packets
-//! before the call returns (a loopback connect completes inside `connect`). The kernel
+//! before the call returns (a loopback handshake completes inside `connect`, which
+//! still answers `EINPROGRESS` first, as Linux's does). The kernel
 //! runs [`Stack::poll`] on card interrupts, kicks and at the deadline it returns.
 //!
 //! # Not done (differs from Linux)

@@ -1011,26 +1011,12 @@ impl Inner {
         sock.shut_rd = false;
         sock.shut_wr = false;
         self.touch(Timed::Conn(cid));
-        // Send the SYN now; over loopback the whole handshake happens here.
+        // Send the SYN now; over loopback the whole handshake (or the refusal) happens
+        // here. Linux's connect never finishes inside the first call, loopback or not:
+        // the outcome is for poll, SO_ERROR and the next connect (where the syscall
+        // layer's blocking connect finds it).
         self.flush();
-        let sock = self.tcp(id)?;
-        match sock.phase {
-            Phase::Connecting(c) => {
-                if self.conns.get(&c).is_some_and(|c| c.synchronized()) {
-                    self.tcp(id)?.phase = Phase::Connected(c);
-                    Ok(())
-                } else {
-                    Err(Errno::EINPROGRESS)
-                }
-            }
-            Phase::Failed => {
-                sock.phase = Phase::Fresh;
-                sock.shut_rd = false;
-                sock.shut_wr = false;
-                Err(sock.error.take().unwrap_or(Errno::ECONNABORTED))
-            }
-            _ => Err(Errno::EINPROGRESS),
-        }
+        Err(Errno::EINPROGRESS)
     }
 
     /// `connect(AF_UNSPEC)`: Linux's `tcp_disconnect`.

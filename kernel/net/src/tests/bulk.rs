@@ -68,7 +68,7 @@ fn echo_run(load: &Load, seed: u64) {
     let mut cs: Vec<Client> = (0..clients)
         .map(|_| {
             let c = tcp(&s);
-            sock(&c).connect(&addr(LO, port)).unwrap();
+            connect_now(&c, addr(LO, port)).unwrap();
             Client {
                 sock: c,
                 sent: 0,

@@ -118,7 +118,7 @@ fn dhcp_lease_configures_the_card_and_is_logged() {
     // Loopback works meanwhile.
     let _l = listener(&stack, addr(ANY, 80), 1);
     let lc = tcp(&stack);
-    assert_eq!(sock(&lc).connect(&addr(LO, 80)), Ok(()));
+    assert_eq!(connect_now(&lc, addr(LO, 80)), Ok(()));
 
     let mut served = 0;
     for _ in 0..200 {
@@ -159,5 +159,5 @@ fn dhcp_lease_configures_the_card_and_is_logged() {
     );
     // And the leased address is the guest's own: it stays on loopback.
     let c = tcp(&stack);
-    assert_eq!(sock(&c).connect(&addr([10, 0, 2, 15], 80)), Ok(()));
+    assert_eq!(connect_now(&c, addr([10, 0, 2, 15], 80)), Ok(()));
 }

@@ -23,7 +23,7 @@ fn two_thousand_loopback_connections_each_echo() {
     let mut pairs = Vec::with_capacity(N);
     for _ in 0..N {
         let c = tcp(&s);
-        sock(&c).connect(&addr(LO, 9000)).unwrap();
+        connect_now(&c, addr(LO, 9000)).unwrap();
         let (srv, _) = sock(&l).accept(SOCK_NONBLOCK).unwrap();
         pairs.push((c, srv));
     }
