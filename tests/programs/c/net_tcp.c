@@ -481,9 +481,10 @@ struct echo_client {
 static void *echo_server_conn(void *arg)
 {
     int fd = (int)(intptr_t)arg;
-    unsigned char *buf = malloc(65536);
+    enum { CHUNK = 65536 };
+    unsigned char *buf = malloc(CHUNK);
     for (;;) {
-        ssize_t n = read(fd, buf, sizeof buf);
+        ssize_t n = read(fd, buf, CHUNK);
         if (n < 0 && errno == EINTR)
             continue;
         if (n <= 0)
