@@ -702,7 +702,7 @@ impl Stack {
                 deadline = Some(inner.now);
             } else if exhausted {
                 let retry = inner.now + TX_RETRY_NS;
-                deadline = Some(deadline.map_or(retry, |d| d.max(retry)));
+                deadline = Some(deadline.map_or(retry, |d| d.min(retry)));
             }
             inner.armed = deadline;
             inner.kick_wanted = false;
