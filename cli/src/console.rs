@@ -54,6 +54,8 @@ pub struct FrameRouter<O: Write, E: Write> {
     verbose: bool,
     record: Arc<Mutex<ConsoleRecord>>,
     readiness: Readiness,
+    /// Told of every port the guest starts listening on (opens the port relays).
+    listening_hook: Option<Box<dyn FnMut(Listening) + Send>>,
 }
 
 impl<O: Write, E: Write> FrameRouter<O, E> {
@@ -64,7 +66,14 @@ impl<O: Write, E: Write> FrameRouter<O, E> {
             verbose,
             record,
             readiness: Readiness::default(),
+            listening_hook: None,
         }
+    }
+
+    /// Call `hook` whenever the guest starts listening on a port, before its ready line.
+    pub fn on_listening(mut self, hook: impl FnMut(Listening) + Send + 'static) -> Self {
+        self.listening_hook = Some(Box::new(hook));
+        self
     }
 
     /// Announce these published ports when the guest starts listening on them.
@@ -134,6 +143,9 @@ impl<O: Write, E: Write> FrameRouter<O, E> {
     /// The application listens on a port: say so for each published port that now
     /// forwards to a listener (the line scripts wait for), and record it.
     fn listening(&mut self, listening: Listening) {
+        if let Some(hook) = self.listening_hook.as_mut() {
+            hook(listening);
+        }
         let announcements = self.readiness.listening(listening);
         if announcements.is_empty() && self.verbose {
             self.note(&format!(

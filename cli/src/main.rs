@@ -14,6 +14,7 @@
 mod accel;
 mod console;
 mod cpio;
+mod forward;
 mod image;
 mod initrd;
 mod locate;
@@ -367,10 +368,11 @@ pub struct RunArgs {
     /// Publish a guest port on the host (repeatable; needs user networking)
     ///
     /// HOST_IP defaults to 127.0.0.1 (this host only; 0.0.0.0 means every address), the
-    /// protocol to tcp. Each host port is checked to be free before the VM boots. Once
-    /// the program listens on GUEST_PORT, skiff prints one line on stderr:
-    /// `skiff: ready: 127.0.0.1:8080 -> guest port 80/tcp`. QEMU accepts connections on
-    /// the host port from the start; one made before that line may be closed or reset.
+    /// protocol to tcp. Each host port is bound before the VM boots. Once the program
+    /// listens on GUEST_PORT, skiff prints one line on stderr:
+    /// `skiff: ready: 127.0.0.1:8080 -> guest port 80/tcp`. skiff itself listens on a
+    /// published TCP port and relays each connection to the guest, so a client that
+    /// connects before that line waits in the queue until the program listens.
     #[arg(
         short = 'p',
         long = "publish",

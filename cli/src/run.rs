@@ -25,6 +25,7 @@ use std::path::{Path, PathBuf};
 use skiff_bootproto::RunConfig;
 
 use crate::accel;
+use crate::forward;
 use crate::image::{self, Image, VolumeSpec};
 use crate::initrd::{self, ImageSpec, InitrdTree};
 use crate::locate;
@@ -153,7 +154,12 @@ fn prepare_and_run(args: RunArgs) -> Result<u8, Failure> {
             say(&format!("publishing {}", port.describe()));
         }
     }
+    // Published TCP ports are relayed by skiff itself (see forward.rs); QEMU forwards
+    // them from private loopback ports, and UDP ports directly.
     net::check_host_ports(&plan.network.ports).map_err(Failure::skiff)?;
+    let (relays, qemu_ports) = forward::bind(&plan.network.ports).map_err(Failure::skiff)?;
+    let mut qemu_network = plan.network.clone();
+    qemu_network.ports = qemu_ports;
     if let NetMode::Tap(name) = &plan.network.mode {
         net::check_tap_device(name, Path::new(net::SYS_CLASS_NET)).map_err(Failure::skiff)?;
     }
@@ -167,7 +173,7 @@ fn prepare_and_run(args: RunArgs) -> Result<u8, Failure> {
         verbose: args.verbose,
         timing: args.timing,
         volumes: plan.volumes.clone(),
-        network: plan.network.clone(),
+        network: qemu_network,
     };
     let qemu_args = qemu::qemu_args(&vm);
     if args.verbose {
@@ -185,6 +191,7 @@ fn prepare_and_run(args: RunArgs) -> Result<u8, Failure> {
         timing: args.timing,
         timeout: args.timeout.filter(|t| !t.is_zero()),
         published: plan.network.ports.clone(),
+        relays,
         events,
     };
     let status = session.run();

@@ -29,9 +29,10 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use skiff_bootproto::{frame_header, ExitReport, FrameDecoder, HostTag, MAGIC};
+use skiff_bootproto::{frame_header, ExitReport, FrameDecoder, HostTag, Transport, MAGIC};
 
 use crate::console::{ConsoleRecord, FrameRouter, RouteError};
+use crate::forward::Relays;
 use crate::net::PortMapping;
 use crate::status::{self, outcome_of, STATUS_SKIFF_FAILED, STATUS_TIMED_OUT};
 
@@ -64,6 +65,8 @@ pub struct Session {
     pub timeout: Option<Duration>,
     /// Published ports, announced with a `ready:` line once the guest listens on them.
     pub published: Vec<PortMapping>,
+    /// The host side of the published TCP ports, opened as the guest listens.
+    pub relays: Relays,
     /// Where the helper threads report; created (with the signal watcher) before any
     /// work starts, so that a Ctrl-C during packing is handled too.
     pub events: EventChannel,
@@ -133,7 +136,7 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 impl Session {
     /// Boot the VM, connect it, and return skiff's exit status.
-    pub fn run(self) -> u8 {
+    pub fn run(mut self) -> u8 {
         let events = self.events.sender.clone();
         let inbox = &self.events.inbox;
         // A signal that arrived while the initrd was being packed: do not boot at all.
@@ -148,6 +151,13 @@ impl Session {
                 return STATUS_SKIFF_FAILED;
             }
         };
+        let relays = Arc::new(std::mem::take(&mut self.relays));
+        if let Err(message) = relays.start() {
+            say(&message);
+            let _ = child.kill();
+            let _ = child.wait();
+            return STATUS_SKIFF_FAILED;
+        }
         let record = Arc::new(Mutex::new(ConsoleRecord::default()));
         let console_state = Arc::new(Mutex::new(ConsoleState::default()));
         let qemu_stderr = Arc::new(Mutex::new(VecDeque::new()));
@@ -165,8 +175,14 @@ impl Session {
             let state = console_state.clone();
             let events = events.clone();
             let verbose = self.verbose;
+            let relays = relays.clone();
             let router = FrameRouter::new(io::stdout(), io::stderr(), verbose, record)
-                .with_published_ports(&self.published);
+                .with_published_ports(&self.published)
+                .on_listening(move |listening| {
+                    if listening.transport == Transport::Tcp {
+                        relays.open(listening.port);
+                    }
+                });
             thread::spawn(move || read_console(qemu_out, router, state, events, ready_tx));
         }
         thread::spawn(move || forward_stdin(io::stdin(), qemu_in, stdin_keeper_tx, ready_rx));
