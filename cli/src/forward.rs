@@ -249,3 +249,81 @@ fn reset_on_close(stream: &TcpStream) {
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A stand-in for QEMU's forward: echoes each connection, then closes its side.
+    fn echo_server() -> u16 {
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        thread::spawn(move || {
+            for stream in listener.incoming() {
+                let mut stream = stream.unwrap();
+                thread::spawn(move || {
+                    let mut back = stream.try_clone().unwrap();
+                    let _ = io::copy(&mut stream, &mut back);
+                });
+            }
+        });
+        port
+    }
+
+    #[test]
+    fn relays_bytes_and_half_closes_once_the_guest_listens() {
+        let qemu_side = echo_server();
+        let published = PortMapping {
+            host_ip: Ipv4Addr::LOCALHOST,
+            host_port: free_loopback_port().unwrap(),
+            guest_port: 80,
+            transport: Transport::Tcp,
+        };
+        let (mut relays, for_qemu) = bind(&[published]).unwrap();
+        assert_eq!(for_qemu.len(), 1);
+        assert_ne!(for_qemu[0].host_port, published.host_port);
+        assert_eq!(for_qemu[0].guest_port, 80);
+        // Point the relay at the stand-in instead of the port QEMU would have taken.
+        relays.relays[0].qemu_port = qemu_side;
+        relays.start().unwrap();
+
+        // Before the guest listens the connection waits in the queue, unanswered.
+        let mut client = TcpStream::connect((Ipv4Addr::LOCALHOST, published.host_port)).unwrap();
+        client.write_all(b"early bytes").unwrap();
+        client
+            .set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        let mut buffer = [0u8; 64];
+        assert!(
+            client.read(&mut buffer).is_err(),
+            "answered before the guest listened"
+        );
+
+        relays.open(81);
+        assert!(
+            client.read(&mut buffer).is_err(),
+            "another port's listener opened it"
+        );
+        relays.open(80);
+        client
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        client.shutdown(Shutdown::Write).unwrap();
+        let mut echoed = Vec::new();
+        client.read_to_end(&mut echoed).unwrap();
+        assert_eq!(echoed, b"early bytes");
+    }
+
+    #[test]
+    fn udp_ports_stay_with_qemu() {
+        let published = PortMapping {
+            host_ip: Ipv4Addr::UNSPECIFIED,
+            host_port: 5353,
+            guest_port: 53,
+            transport: Transport::Udp,
+        };
+        let (relays, for_qemu) = bind(&[published]).unwrap();
+        assert!(relays.relays.is_empty());
+        assert_eq!(for_qemu, vec![published]);
+    }
+}

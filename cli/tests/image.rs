@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, SystemTime};
 
-use common::{fake_qemu, fake_qemu_args, minimal_static_elf, read_newc, SKIFF};
+use common::{fake_qemu, fake_qemu_args, minimal_static_elf, read_newc, with_relay_ports, SKIFF};
 
 /// A project directory: a program, a script, a site directory, a kernel and a manifest.
 struct Project {
@@ -506,9 +506,9 @@ fn an_image_carries_its_network() {
     let (output, netdev, initrd, resolv) = run(&[]);
     assert_ok(&output);
     assert_eq!(
-        netdev,
+        with_relay_ports(netdev, &[web]),
         Some(format!(
-            "user,id=n0,hostfwd=tcp:127.0.0.1:{web}-:80,hostfwd=udp:127.0.0.1:{dns}-:53"
+            "user,id=n0,hostfwd=tcp:127.0.0.1:RELAY-:80,hostfwd=udp:127.0.0.1:{dns}-:53"
         ))
     );
     assert_eq!(initrd, "prog.skiff/initrd.cpio");
@@ -521,10 +521,10 @@ fn an_image_carries_its_network() {
         run(&["-p", &format!("{moved}:80"), "-p", &format!("{extra}:8443")]);
     assert_ok(&output);
     assert_eq!(
-        netdev,
+        with_relay_ports(netdev, &[web, moved, extra]),
         Some(format!(
-            "user,id=n0,hostfwd=udp:127.0.0.1:{dns}-:53,hostfwd=tcp:127.0.0.1:{moved}-:80,\
-             hostfwd=tcp:127.0.0.1:{extra}-:8443"
+            "user,id=n0,hostfwd=udp:127.0.0.1:{dns}-:53,hostfwd=tcp:127.0.0.1:RELAY-:80,\
+             hostfwd=tcp:127.0.0.1:RELAY-:8443"
         ))
     );
     assert_eq!(initrd, "prog.skiff/initrd.cpio");
@@ -562,7 +562,7 @@ fn an_image_carries_its_network() {
     let (output, netdev, ..) = run(&["--net", "user", "-p", &format!("{web}:80")]);
     assert_ok(&output);
     assert_eq!(
-        netdev,
-        Some(format!("user,id=n0,hostfwd=tcp:127.0.0.1:{web}-:80"))
+        with_relay_ports(netdev, &[web]),
+        Some("user,id=n0,hostfwd=tcp:127.0.0.1:RELAY-:80".to_string())
     );
 }

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 mod common;
 
-use common::minimal_static_elf;
+use common::{minimal_static_elf, with_relay_ports};
 
 use common::SKIFF;
 
@@ -770,9 +770,9 @@ fn network_options_reach_qemu_the_kernel_and_etc() {
         "--dhcp",
     ]);
     assert_eq!(
-        after(&args, "-netdev"),
+        with_relay_ports(after(&args, "-netdev"), &[tcp]),
         Some(format!(
-            "user,id=n0,hostfwd=tcp:127.0.0.1:{tcp}-:80,hostfwd=udp:0.0.0.0:{udp}-:53"
+            "user,id=n0,hostfwd=tcp:127.0.0.1:RELAY-:80,hostfwd=udp:0.0.0.0:{udp}-:53"
         ))
     );
     assert!(args.contains(&"virtio-net-pci,netdev=n0,romfile=".to_string()));

@@ -148,3 +148,27 @@ pub fn test_dir() -> TestDir {
         }
     }
 }
+
+/// QEMU's `-netdev` value with each TCP forward's host port replaced by `RELAY`: skiff
+/// listens on a published TCP port itself and points QEMU's forward at a private
+/// loopback port, which must not be any of the `published` host ports.
+#[allow(dead_code)]
+pub fn with_relay_ports(netdev: Option<String>, published: &[u16]) -> Option<String> {
+    let netdev = netdev?;
+    let parts: Vec<String> = netdev
+        .split(',')
+        .map(|part| match part.strip_prefix("hostfwd=tcp:127.0.0.1:") {
+            Some(rest) => {
+                let (port, guest) = rest.split_once('-').expect("hostfwd has a guest part");
+                let port: u16 = port.parse().expect("hostfwd's host port is a number");
+                assert!(
+                    !published.contains(&port),
+                    "QEMU forwards the published port {port} itself: {netdev}"
+                );
+                format!("hostfwd=tcp:127.0.0.1:RELAY-{guest}")
+            }
+            None => part.to_string(),
+        })
+        .collect();
+    Some(parts.join(","))
+}
