@@ -701,8 +701,11 @@ impl Stack {
             if more_frames {
                 deadline = Some(inner.now);
             } else if exhausted {
-                let retry = inner.now + TX_RETRY_NS;
-                deadline = Some(deadline.map_or(retry, |d| d.min(retry)));
+                // Frames are waiting for ring space: try again shortly whatever the
+                // timers say. Not sooner (a socket with queued data asks for "now",
+                // which would spin), and not later (the next timer may be far off;
+                // the transmit interrupt is armed, but this is the fallback).
+                deadline = Some(inner.now + TX_RETRY_NS);
             }
             inner.armed = deadline;
             inner.kick_wanted = false;
