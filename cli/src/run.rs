@@ -22,7 +22,7 @@ use std::fs;
 use std::io::{self, BufWriter};
 use std::path::{Path, PathBuf};
 
-use skiff_bootproto::RunConfig;
+use skiff_bootproto::{RunConfig, Transport};
 
 use crate::accel;
 use crate::forward;
@@ -154,10 +154,18 @@ fn prepare_and_run(args: RunArgs) -> Result<u8, Failure> {
             say(&format!("publishing {}", port.describe()));
         }
     }
-    // Published TCP ports are relayed by skiff itself (see forward.rs); QEMU forwards
-    // them from private loopback ports, and UDP ports directly.
-    net::check_host_ports(&plan.network.ports).map_err(Failure::skiff)?;
+    // Published TCP ports are relayed by skiff itself (see forward.rs), which binds them
+    // here for good; QEMU forwards them from private loopback ports. UDP ports QEMU
+    // binds itself, so they are only checked to be free.
     let (relays, qemu_ports) = forward::bind(&plan.network.ports).map_err(Failure::skiff)?;
+    let udp_ports: Vec<_> = plan
+        .network
+        .ports
+        .iter()
+        .filter(|p| p.transport == Transport::Udp)
+        .copied()
+        .collect();
+    net::check_host_ports(&udp_ports).map_err(Failure::skiff)?;
     let mut qemu_network = plan.network.clone();
     qemu_network.ports = qemu_ports;
     if let NetMode::Tap(name) = &plan.network.mode {
