@@ -879,6 +879,21 @@ pub fn pseudo_random_bytes(len: usize, seed: u64) -> Vec<u8> {
         .collect()
 }
 
+/// Run `apps/<name>/build.sh` (idempotent: it only builds what is missing) and fail the
+/// test with its stderr if it fails.
+pub fn build_app(name: &str) {
+    let script = repo_root().join("apps").join(name).join("build.sh");
+    let out = Command::new(&script)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("run apps/{name}/build.sh: {e}"));
+    assert!(
+        out.status.success(),
+        "apps/{name}/build.sh failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use skiff_tests::background::Background;
 use skiff_tests::net::PublishedPort;
-use skiff_tests::{guest, repo_root, Guest, Run, ScratchDir};
+use skiff_tests::{build_app, guest, repo_root, Guest, Run, ScratchDir};
 
 /// A guest boot under TCG plus the server's start-up.
 const READY_TIMEOUT: Duration = Duration::from_secs(120);
@@ -25,17 +25,9 @@ const GUEST_TIMEOUT_SECS: u64 = 600;
 const TOOL_TIMEOUT_SECS: u64 = 300;
 
 /// Build apps/<app> (its binary, then its image into `scratch`) and return the image.
-fn build_app(guest: &Guest, app: &str, scratch: &ScratchDir) -> PathBuf {
+fn build_image(guest: &Guest, app: &str, scratch: &ScratchDir) -> PathBuf {
+    build_app(app);
     let dir = repo_root().join("apps").join(app);
-    let built = Command::new(dir.join("build.sh"))
-        .stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|e| panic!("run apps/{app}/build.sh: {e}"));
-    assert!(
-        built.status.success(),
-        "apps/{app}/build.sh failed:\n{}",
-        String::from_utf8_lossy(&built.stderr)
-    );
     let image = scratch.path().join(format!("{app}.skiff"));
     let out = Command::new(&guest.skiff)
         .arg("build")
@@ -65,6 +57,16 @@ fn boot(guest: &Guest, image: &Path, guest_port: u16) -> (Background, PublishedP
     (vm, port)
 }
 
+/// Stop the VM and fail if the guest's kernel reported a panic on the way.
+fn stop_without_panic(vm: Background) {
+    let outcome = vm.stop();
+    assert!(
+        !outcome.stderr_text().contains("panic"),
+        "the guest reported a panic:\n{}",
+        outcome.stderr_text()
+    );
+}
+
 /// Run a host tool under `timeout`.
 fn tool(program: &Path, args: &[&str]) -> Output {
     Command::new("timeout")
@@ -84,7 +86,7 @@ fn text(bytes: &[u8]) -> String {
 fn redis_answers_redis_cli_and_redis_benchmark() {
     let Some(guest) = guest() else { return };
     let scratch = ScratchDir::new("apps-redis");
-    let image = build_app(&guest, "redis", &scratch);
+    let image = build_image(&guest, "redis", &scratch);
     let (vm, port) = boot(&guest, &image, 6379);
     let build = repo_root().join("apps/redis/build");
     let host_port = port.host_addr().port().to_string();
@@ -142,19 +144,14 @@ fn redis_answers_redis_cli_and_redis_benchmark() {
             finished.join("\n")
         ))
     );
-    let outcome = vm.stop();
-    assert!(
-        !outcome.stderr_text().contains("panic"),
-        "the guest reported a panic:\n{}",
-        outcome.stderr_text()
-    );
+    stop_without_panic(vm);
 }
 
 #[test]
 fn nginx_serves_its_site_to_curl_and_wrk_without_errors() {
     let Some(guest) = guest() else { return };
     let scratch = ScratchDir::new("apps-nginx");
-    let image = build_app(&guest, "nginx", &scratch);
+    let image = build_image(&guest, "nginx", &scratch);
     let (vm, port) = boot(&guest, &image, 8080);
     let site = repo_root().join("apps/nginx/site");
     let base = format!("http://127.0.0.1:{}", port.host_addr().port());
@@ -207,10 +204,5 @@ fn nginx_serves_its_site_to_curl_and_wrk_without_errors() {
             text(&wrk.stderr)
         ))
     );
-    let outcome = vm.stop();
-    assert!(
-        !outcome.stderr_text().contains("panic"),
-        "the guest reported a panic:\n{}",
-        outcome.stderr_text()
-    );
+    stop_without_panic(vm);
 }

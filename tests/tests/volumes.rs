@@ -651,14 +651,7 @@ fn a_full_volume_gives_enospc_and_keeps_what_was_written() {
 #[test]
 fn sqlite_rows_survive_a_reboot() {
     let root = skiff_tests::repo_root();
-    let build = Command::new(root.join("apps/sqlite/build.sh"))
-        .output()
-        .expect("run apps/sqlite/build.sh");
-    assert!(
-        build.status.success(),
-        "apps/sqlite/build.sh failed:\n{}",
-        String::from_utf8_lossy(&build.stderr)
-    );
+    skiff_tests::build_app("sqlite");
     let Some(guest) = guest() else { return };
     let scratch = ScratchDir::new("sqlite");
     let image = new_volume(&guest, &scratch, "db.img", "32M");
