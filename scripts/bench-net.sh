@@ -513,8 +513,9 @@ for key in "${!failed[@]}"; do
     printf '%s %s\n' "$key" "${failed[$key]}" >>"$failures"
 done
 awk -v targets="$targets" '
-    FNR == 1 { file++ }
-    file == 1 { down[$1 " " $2] = 1; next }
+    # By name, not by counting files: awk never starts an empty file, and the failures
+    # file is empty whenever everything was measured.
+    FILENAME == ARGV[1] { down[$1 " " $2] = 1; next }
     {
         key = $1 " " $3
         if (!(key in seen)) { seen[key] = 1; order[++n] = key }
