@@ -62,13 +62,19 @@ pub fn start_calibration() {
     write(REG_TIMER_INIT, u32::MAX);
 }
 
-/// Stop the measurement started by [`start_calibration`], `elapsed_ns` later.
-pub fn finish_calibration(elapsed_ns: u64) {
-    let ticks = (u32::MAX - read(REG_TIMER_CURRENT)) as u128;
+/// The timer's count during a measurement started by [`start_calibration`]; it counts
+/// down.
+pub fn calibration_count() -> u32 {
+    read(REG_TIMER_CURRENT)
+}
+
+/// Stop the measurement started by [`start_calibration`]: the timer counted `ticks` in
+/// `elapsed_ns`.
+pub fn finish_calibration(ticks: u64, elapsed_ns: u64) {
     write(REG_TIMER_INIT, 0);
     if elapsed_ns > 0 && ticks > 0 {
         TICKS_PER_NS_FP32.store(
-            ((ticks << 32) / elapsed_ns as u128) as u64,
+            (((ticks as u128) << 32) / elapsed_ns as u128) as u64,
             Ordering::Relaxed,
         );
     }
