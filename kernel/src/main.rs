@@ -119,7 +119,17 @@ fn kmain(h: BootHandoff) -> ! {
     };
     time::init(h.tsc_at_entry, tsc_hz);
     match rtc::read_unix_time() {
-        Some(secs) => time::set_realtime_now(secs * 1_000_000_000),
+        Some(secs) => {
+            time::set_realtime_now(secs * 1_000_000_000, false);
+            // Its updates put the wall clock on the second's edge and refine the TSC's
+            // rate; the interrupt handler feeds them to `time`.
+            ioapic::route(
+                rtc::IRQ,
+                (idt::vectors::IRQ_BASE + rtc::IRQ as u64) as u8,
+                lapic::id(),
+            );
+            rtc::enable_update_interrupt();
+        }
         None => console::warn!("boot: no RTC; the wall clock starts at 1970"),
     }
     console::debug!("boot: clocks ready at {} us", time::monotonic_ns() / 1000);

@@ -26,6 +26,19 @@ pub fn handle(frame: &mut TrapFrame, fpu: &mut [u8]) {
             skiff_syscall::wait::io_event();
             lapic::eoi();
         }
+        v if v == vectors::IRQ_BASE + skiff_arch::rtc::IRQ as u64 => {
+            let tsc = cpu::rdtsc();
+            if let Some(secs) = skiff_arch::rtc::on_interrupt() {
+                let correction = skiff_arch::time::on_rtc_update(tsc, secs);
+                if let Some(hz) = correction.tsc_hz {
+                    console::debug!("clock: TSC at {} Hz by the RTC", hz);
+                }
+                if let Some(step) = correction.step_realtime_ns {
+                    console::debug!("clock: wall clock stepped {} us to the RTC", step / 1000);
+                }
+            }
+            lapic::eoi();
+        }
         v if (vectors::DEVICE_FIRST..=vectors::DEVICE_LAST).contains(&v) => {
             if !skiff_drivers::on_interrupt(v as u8) {
                 console::warn!("interrupt on unclaimed device vector {}", v);

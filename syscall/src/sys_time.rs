@@ -110,7 +110,7 @@ pub fn settimeofday(a: &Args) -> KResult<u64> {
     if tv[0] < 0 || !(0..1_000_000).contains(&tv[1]) {
         return Err(Errno::EINVAL);
     }
-    time::set_realtime_now(tv[0] * NSEC + tv[1] * 1000);
+    time::set_realtime_now(tv[0] * NSEC + tv[1] * 1000, true);
     crate::sys_timerfd::clock_was_set();
     Ok(0)
 }
@@ -119,7 +119,7 @@ pub fn clock_settime(a: &Args) -> KResult<u64> {
     let ns = read_timespec(a.ptr(1))?;
     match a.u32(0) {
         CLOCK_REALTIME => {
-            time::set_realtime_now(ns);
+            time::set_realtime_now(ns, true);
             crate::sys_timerfd::clock_was_set();
             Ok(0)
         }

@@ -1,4 +1,5 @@
-//! The CMOS real-time clock, read once at boot for the wall-clock time.
+//! The CMOS real-time clock: read at boot for the wall-clock time, then once a second
+//! from its update interrupt to keep the clocks in step (see `time::on_rtc_update`).
 
 use crate::cpu::{inb, outb};
 
@@ -9,6 +10,34 @@ fn cmos(reg: u8) -> u8 {
 
 fn updating() -> bool {
     cmos(0x0A) & 0x80 != 0
+}
+
+/// The RTC's ISA interrupt line.
+pub const IRQ: u8 = 8;
+
+const REG_B: u8 = 0x0B;
+const REG_C: u8 = 0x0C;
+/// Register B: interrupt when an update of the time registers ends.
+const UPDATE_ENDED_INTERRUPT_ENABLE: u8 = 0x10;
+/// Register C: an update ended since register C was last read.
+const UPDATE_ENDED_FLAG: u8 = 0x10;
+
+/// Ask for an interrupt after every update of the time registers (once a second).
+pub fn enable_update_interrupt() {
+    let b = cmos(REG_B);
+    outb(0x70, REG_B);
+    outb(0x71, b | UPDATE_ENDED_INTERRUPT_ENABLE);
+    // Reading register C clears a pending flag, so the first interrupt is a fresh one.
+    cmos(REG_C);
+}
+
+/// Acknowledge the RTC's interrupt; the time it turned to if it is an update's, read
+/// while the registers are stable (an update just ended, the next is a second away).
+pub fn on_interrupt() -> Option<i64> {
+    if cmos(REG_C) & UPDATE_ENDED_FLAG == 0 {
+        return None;
+    }
+    read_unix_time()
 }
 
 /// Seconds since the Unix epoch, or `None` if the RTC reads as garbage (no RTC).
