@@ -42,6 +42,8 @@ make_settings=(CC=musl-gcc LDFLAGS=-static MALLOC=libc BUILD_TLS=no USE_SYSTEMD=
 
 all_built() {
     local program
+    # runtest.sh runs the suite in the source tree: a build without it is not complete.
+    compgen -G "$build/src/redis-*/src" >/dev/null || return 1
     for program in "${programs[@]}"; do
         [[ -x "$build/$program" ]] || return 1
     done
