@@ -11,7 +11,7 @@ use std::collections::VecDeque;
 use std::io::{self, Write};
 use std::sync::{Arc, Mutex};
 
-use skiff_bootproto::{BootTiming, ExitReport, Frame, GuestTag, Listening, LogLevel};
+use skiff_bootproto::{BootTiming, ExitReport, Frame, GuestTag, Listening, LogLevel, MemoryReport};
 
 use crate::net::{transport_name, PortMapping, Readiness};
 
@@ -117,6 +117,13 @@ impl<O: Write, E: Write> FrameRouter<O, E> {
                 Some(listening) => self.listening(listening),
                 None => self.note("ignoring a malformed listening report from the guest"),
             },
+            Some(GuestTag::Memory) => match MemoryReport::decode(&frame.payload) {
+                Some(report) => {
+                    self.note(&memory_line(&report));
+                    let _ = self.stderr.flush();
+                }
+                None => self.note("ignoring a malformed memory report from the guest"),
+            },
             Some(GuestTag::Exit) => {
                 return Ok(Some(ExitReport::decode(&frame.payload).unwrap_or_else(
                     || {
@@ -198,6 +205,18 @@ impl<O: Write, E: Write> FrameRouter<O, E> {
     }
 }
 
+/// The `--mem-report` line (after "skiff: "), sizes in MiB with one decimal.
+pub fn memory_line(report: &MemoryReport) -> String {
+    let mib = |bytes: u64| bytes as f64 / (1024.0 * 1024.0);
+    format!(
+        "memory: {:.1} MiB in use of {:.1} MiB (kernel heap {:.1} MiB allocated of {:.1} MiB)",
+        mib(report.in_use),
+        mib(report.total),
+        mib(report.heap_allocated),
+        mib(report.heap_size)
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -215,6 +234,24 @@ mod tests {
             GuestTag::Log,
             &[&[level as u8][..], text.as_bytes()].concat(),
         )
+    }
+
+    #[test]
+    fn memory_reports_become_one_line_even_when_quiet() {
+        let mut r = router(false);
+        let report = MemoryReport {
+            total: 509 << 20,
+            in_use: (21 << 20) + (1 << 19),
+            heap_size: 8 << 20,
+            heap_allocated: 3 << 20,
+        };
+        r.route(&frame(GuestTag::Memory, &report.encode())).unwrap();
+        r.route(&frame(GuestTag::Memory, b"short")).unwrap();
+        assert_eq!(
+            String::from_utf8(r.stderr.clone()).unwrap(),
+            "skiff: memory: 21.5 MiB in use of 509.0 MiB (kernel heap 3.0 MiB allocated of 8.0 MiB)\n\
+             skiff: ignoring a malformed memory report from the guest\n"
+        );
     }
 
     fn router(verbose: bool) -> FrameRouter<Vec<u8>, Vec<u8>> {
@@ -314,7 +351,7 @@ mod tests {
             .is_none());
         assert!(r
             .route(&Frame {
-                tag: 7,
+                tag: 8,
                 payload: Vec::new()
             })
             .unwrap()

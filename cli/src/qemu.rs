@@ -37,6 +37,8 @@ pub struct VmConfig {
     pub verbose: bool,
     /// Ask the kernel for a boot timing report.
     pub timing: bool,
+    /// Ask the kernel for a memory report every this many seconds.
+    pub mem_report_secs: Option<u64>,
     /// Volume image files, in order: volume `i` is the virtio-blk disk with serial
     /// [`skiff_bootproto::volume_serial`]`(i)`.
     pub volumes: Vec<PathBuf>,
@@ -94,6 +96,9 @@ pub fn kernel_cmdline(config: &VmConfig) -> String {
     }
     if config.timing {
         words.push(format!("{}=1", cmdline::TIMING));
+    }
+    if let Some(secs) = config.mem_report_secs {
+        words.push(format!("{}={secs}", cmdline::MEMORY_REPORT));
     }
     words.extend(config.network.cmdline_words());
     words.join(" ")
@@ -192,6 +197,7 @@ mod tests {
             initrd: "/tmp/initrd.cpio".into(),
             verbose: false,
             timing: false,
+            mem_report_secs: None,
             volumes: Vec::new(),
             network: no_network(),
         }
@@ -232,6 +238,7 @@ mod tests {
             memory_mib: 1024,
             verbose: true,
             timing: true,
+            mem_report_secs: None,
             ..config()
         };
         let w = words(&config);
@@ -285,6 +292,7 @@ mod tests {
             }),
             volumes: vec!["/v/data.img".into()],
             timing: true,
+            mem_report_secs: None,
             ..config()
         };
         let expected = "-M microvm,x-option-roms=off,rtc=on,pit=on,pic=off,isa-serial=on \
@@ -342,6 +350,7 @@ mod tests {
     fn cmdline_words_are_understood_by_the_kernel_side() {
         let line = kernel_cmdline(&VmConfig {
             timing: true,
+            mem_report_secs: None,
             ..config()
         });
         assert!(cmdline::flag(&line, cmdline::TIMING));

@@ -7,11 +7,11 @@
 //! Two kinds of target:
 //! * an ELF (the quick path): the initrd is packed from the program and the options;
 //! * an image directory from `skiff build`: its kernel, initrd and `run.toml` are used.
-//!   `-m`, `--machine`, `--timeout`, `--accel`, `--verbose`, `--timing` and `--kernel`
-//!   override or add to the image's settings; program arguments after the image replace
-//!   the image's arguments (argv[1..]); `-e` entries override the image's environment
-//!   key by key; `--file`s are added; `--volume`s are attached after the image's own;
-//!   the network options apply over the image's ([`NetSettings::overlay`]). When any of
+//!   `-m`, `--machine`, `--timeout`, `--accel`, `--verbose`, `--timing`, `--mem-report`
+//!   and `--kernel` override or add to the image's settings; program arguments after the
+//!   image replace the image's arguments (argv[1..]); `-e` entries override the image's
+//!   environment key by key; `--file`s are added; `--volume`s are attached after the
+//!   image's own; the network options apply over the image's ([`NetSettings::overlay`]). When any of
 //!   these changes the guest's files, a modified copy of the initrd is written to a
 //!   temporary file; the image itself is never changed.
 //!
@@ -180,6 +180,7 @@ fn prepare_and_run(args: RunArgs) -> Result<u8, Failure> {
         initrd: plan.initrd.path().to_path_buf(),
         verbose: args.verbose,
         timing: args.timing,
+        mem_report_secs: args.mem_report,
         volumes: plan.volumes.clone(),
         network: qemu_network,
     };

@@ -6,6 +6,7 @@
 
 extern crate alloc;
 
+mod memreport;
 mod net;
 mod trap;
 
@@ -146,6 +147,7 @@ fn kmain(h: BootHandoff) -> ! {
     skiff_drivers::probe(cmd);
     cpu::enable_interrupts();
     net::start(cmd);
+    memreport::start(cmd);
 
     // The root filesystem and the application.
     let initrd: &[u8] = match info.initrd {
@@ -159,6 +161,15 @@ fn kmain(h: BootHandoff) -> ! {
         disks: skiff_drivers::block_devices(),
     };
     skiff_syscall::start(boot)
+}
+
+/// The kernel heap's (size, allocated bytes).
+fn heap_usage() -> (u64, u64) {
+    let heap = HEAP.lock();
+    (
+        heap.stats_total_bytes() as u64,
+        heap.stats_alloc_actual() as u64,
+    )
 }
 
 #[panic_handler]

@@ -158,6 +158,18 @@ impl Background {
         }
     }
 
+    /// The complete lines on `stream` that no wait has consumed yet, without waiting;
+    /// lines of the other stream are dropped.
+    pub fn take_pending_lines(&mut self, stream: Stream) -> Vec<String> {
+        let mut lines = Vec::new();
+        while let Ok((s, line)) = self.lines.try_recv() {
+            if s == stream {
+                lines.push(line);
+            }
+        }
+        lines
+    }
+
     /// A failure message: `what`, then both streams so far.
     pub fn report(&self, what: &str) -> String {
         let stdout = self

@@ -1,6 +1,7 @@
 //! The network servers of apps/ in the guest, driven from the host by their own tools:
 //! redis (apps/redis) answers `redis-benchmark` and `redis-cli`, and nginx (apps/nginx)
-//! serves its static site to `curl` and `wrk` without an error.
+//! serves its static site to `curl` and `wrk` without an error, and its memory use is
+//! the same after a second round of load as after the first.
 //!
 //! Each test builds the app's image with `skiff build` (the app's static binary comes
 //! from its build.sh, which scripts/test.sh runs first), boots it with its port
@@ -12,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use skiff_tests::background::Background;
+use skiff_tests::background::{Background, Stream};
 use skiff_tests::net::PublishedPort;
 use skiff_tests::{build_app, guest, repo_root, Guest, Run, ScratchDir};
 
@@ -45,13 +46,19 @@ fn build_image(guest: &Guest, app: &str, scratch: &ScratchDir) -> PathBuf {
 }
 
 /// Boot `image` with `guest_port` published on a free host port and wait until the CLI
-/// says it is ready.
-fn boot(guest: &Guest, image: &Path, guest_port: u16) -> (Background, PublishedPort) {
+/// says it is ready. `cli_args` go to `skiff run`.
+fn boot(
+    guest: &Guest,
+    image: &Path,
+    guest_port: u16,
+    cli_args: &[&str],
+) -> (Background, PublishedPort) {
     let port = PublishedPort::tcp(guest_port);
-    let mut vm = Run::new(image)
-        .guest_timeout_secs(GUEST_TIMEOUT_SECS)
-        .publish(&port)
-        .spawn_guest(guest);
+    let mut run = Run::new(image).guest_timeout_secs(GUEST_TIMEOUT_SECS);
+    for arg in cli_args {
+        run = run.cli_arg(arg);
+    }
+    let mut vm = run.publish(&port).spawn_guest(guest);
     vm.wait_until_published(&port, READY_TIMEOUT)
         .unwrap_or_else(|e| panic!("the app never became ready: {e}"));
     (vm, port)
@@ -65,6 +72,65 @@ fn stop_without_panic(vm: Background) {
         "the guest reported a panic:\n{}",
         outcome.stderr_text()
     );
+}
+
+/// How much the guest's memory may grow between two equal rounds of load.
+const LEAK_ALLOWANCE_MIB: f64 = 1.0;
+
+/// One `skiff: memory: ...` line of `--mem-report`, in MiB.
+#[derive(Debug)]
+struct MemoryReading {
+    in_use_mib: f64,
+    heap_allocated_mib: f64,
+}
+
+/// Parses "skiff: memory: 11.4 MiB in use of 251.6 MiB (kernel heap 9.1 MiB allocated of
+/// 10.0 MiB)".
+fn parse_memory_line(line: &str) -> Option<MemoryReading> {
+    let rest = line.strip_prefix("skiff: memory: ")?;
+    let (in_use, rest) = rest.split_once(" MiB in use of ")?;
+    let (_, heap) = rest.split_once("(kernel heap ")?;
+    let (allocated, _) = heap.split_once(" MiB allocated of ")?;
+    Some(MemoryReading {
+        in_use_mib: in_use.parse().ok()?,
+        heap_allocated_mib: allocated.parse().ok()?,
+    })
+}
+
+/// Five seconds of `wrk` on 1k.txt, which must see no error, then the guest's memory
+/// once it has ended: the newest report after two more seconds (reports come every
+/// second, and closed connections need a moment to go).
+fn wrk_round(vm: &mut Background, base: &str) -> MemoryReading {
+    let wrk = tool(
+        Path::new("wrk"),
+        &["-t", "2", "-c", "20", "-d", "5s", &format!("{base}/1k.txt")],
+    );
+    let report = text(&wrk.stdout);
+    let requests: u64 = report
+        .lines()
+        .find_map(|l| l.trim().split_once(" requests in "))
+        .and_then(|(n, _)| n.trim().parse().ok())
+        .unwrap_or(0);
+    // wrk prints these lines only when something went wrong.
+    let failed = report.contains("Non-2xx") || report.contains("Socket errors");
+    assert!(
+        wrk.status.success() && requests > 0 && !failed,
+        "{}",
+        vm.report(&format!(
+            "wrk: {:?}, {requests} requests\n{report}{}",
+            wrk.status,
+            text(&wrk.stderr)
+        ))
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    let lines = vm.take_pending_lines(Stream::Stderr);
+    let newest = lines.iter().rev().find_map(|l| parse_memory_line(l));
+    newest.unwrap_or_else(|| {
+        panic!(
+            "{}",
+            vm.report("no `skiff: memory:` line from --mem-report 1 in the last two seconds")
+        )
+    })
 }
 
 /// Run a host tool under `timeout`.
@@ -87,7 +153,7 @@ fn redis_answers_redis_cli_and_redis_benchmark() {
     let Some(guest) = guest() else { return };
     let scratch = ScratchDir::new("apps-redis");
     let image = build_image(&guest, "redis", &scratch);
-    let (vm, port) = boot(&guest, &image, 6379);
+    let (vm, port) = boot(&guest, &image, 6379, &[]);
     let build = repo_root().join("apps/redis/build");
     let host_port = port.host_addr().port().to_string();
     let cli = |args: &[&str]| {
@@ -152,7 +218,7 @@ fn nginx_serves_its_site_to_curl_and_wrk_without_errors() {
     let Some(guest) = guest() else { return };
     let scratch = ScratchDir::new("apps-nginx");
     let image = build_image(&guest, "nginx", &scratch);
-    let (vm, port) = boot(&guest, &image, 8080);
+    let (mut vm, port) = boot(&guest, &image, 8080, &["--mem-report", "1"]);
     let site = repo_root().join("apps/nginx/site");
     let base = format!("http://127.0.0.1:{}", port.host_addr().port());
 
@@ -183,26 +249,50 @@ fn nginx_serves_its_site_to_curl_and_wrk_without_errors() {
         );
     }
 
-    let wrk = tool(
-        Path::new("wrk"),
-        &["-t", "2", "-c", "20", "-d", "5s", &format!("{base}/1k.txt")],
-    );
-    let report = text(&wrk.stdout);
-    let requests: u64 = report
-        .lines()
-        .find_map(|l| l.trim().split_once(" requests in "))
-        .and_then(|(n, _)| n.trim().parse().ok())
-        .unwrap_or(0);
-    // wrk prints these lines only when something went wrong.
-    let failed = report.contains("Non-2xx") || report.contains("Socket errors");
-    assert!(
-        wrk.status.success() && requests > 0 && !failed,
-        "{}",
-        vm.report(&format!(
-            "wrk: {:?}, {requests} requests\n{report}{}",
-            wrk.status,
-            text(&wrk.stderr)
-        ))
+    // The same load twice; memory once each has ended. Connections, buffers and
+    // nginx's pools come and go with the load, so the second reading must equal the
+    // first give or take LEAK_ALLOWANCE_MIB; a leak of 100 bytes a request (about
+    // 10,000 requests a round here) would exceed it.
+    let after_first = wrk_round(&mut vm, &base);
+    let after_second = wrk_round(&mut vm, &base);
+    for (what, first, second) in [
+        (
+            "pages in use",
+            after_first.in_use_mib,
+            after_second.in_use_mib,
+        ),
+        (
+            "kernel heap allocated",
+            after_first.heap_allocated_mib,
+            after_second.heap_allocated_mib,
+        ),
+    ] {
+        assert!(
+            second - first <= LEAK_ALLOWANCE_MIB,
+            "{}",
+            vm.report(&format!(
+                "memory grew from one round of wrk to the next: {what} {first:.1} MiB \
+                 after the first, {second:.1} MiB after the second"
+            ))
+        );
+    }
+    eprintln!(
+        "nginx guest memory after each round of wrk: {:.1} / {:.1} MiB in use, \
+         kernel heap {:.1} / {:.1} MiB allocated",
+        after_first.in_use_mib,
+        after_second.in_use_mib,
+        after_first.heap_allocated_mib,
+        after_second.heap_allocated_mib
     );
     stop_without_panic(vm);
+}
+
+#[test]
+fn memory_lines_parse() {
+    let m = parse_memory_line(
+        "skiff: memory: 11.4 MiB in use of 251.6 MiB (kernel heap 9.1 MiB allocated of 10.0 MiB)",
+    )
+    .unwrap();
+    assert_eq!((m.in_use_mib, m.heap_allocated_mib), (11.4, 9.1));
+    assert!(parse_memory_line("skiff: ready: 127.0.0.1:1 -> guest port 2/tcp").is_none());
 }

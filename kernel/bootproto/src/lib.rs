@@ -51,6 +51,9 @@ pub enum GuestTag {
     /// payload is an encoded [`Listening`]. The CLI uses it to report a published
     /// port as ready only once something answers behind it.
     Listening = 6,
+    /// The guest's memory use, sent every `skiff.memreport` seconds: payload is an
+    /// encoded [`MemoryReport`].
+    Memory = 7,
 }
 
 impl GuestTag {
@@ -62,6 +65,7 @@ impl GuestTag {
             4 => GuestTag::Exit,
             5 => GuestTag::Timing,
             6 => GuestTag::Listening,
+            7 => GuestTag::Memory,
             _ => return None,
         })
     }
@@ -294,6 +298,51 @@ impl BootTiming {
     }
 }
 
+/// The guest's memory use at one moment (payload of [`GuestTag::Memory`]), in bytes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MemoryReport {
+    /// RAM the kernel manages (after its own image and the boot structures).
+    pub total: u64,
+    /// Of that, taken from the frame allocator: application pages, page tables, file
+    /// data, and the kernel heap's whole size.
+    pub in_use: u64,
+    /// The kernel heap's size (it grows from frames and keeps them).
+    pub heap_size: u64,
+    /// Of the heap, what is allocated now.
+    pub heap_allocated: u64,
+}
+
+impl MemoryReport {
+    pub const LEN: usize = 32;
+
+    pub fn encode(&self) -> [u8; Self::LEN] {
+        let mut b = [0u8; Self::LEN];
+        for (chunk, v) in b.chunks_exact_mut(8).zip([
+            self.total,
+            self.in_use,
+            self.heap_size,
+            self.heap_allocated,
+        ]) {
+            chunk.copy_from_slice(&v.to_le_bytes());
+        }
+        b
+    }
+
+    pub fn decode(b: &[u8]) -> Option<MemoryReport> {
+        let field = |i: usize| {
+            Some(u64::from_le_bytes(
+                b.get(i * 8..i * 8 + 8)?.try_into().ok()?,
+            ))
+        };
+        Some(MemoryReport {
+            total: field(0)?,
+            in_use: field(1)?,
+            heap_size: field(2)?,
+            heap_allocated: field(3)?,
+        })
+    }
+}
+
 /// Where the CLI puts the run configuration inside the initrd (no leading slash, as cpio
 /// stores names). The kernel reads it and removes it before the application starts.
 pub const RUN_CONFIG_PATH: &str = ".skiff/run";
@@ -511,6 +560,9 @@ pub mod cmdline {
     pub const VERBOSE: &str = "skiff.verbose";
     /// `skiff.timing=1` makes the kernel send a [`super::GuestTag::Timing`] frame.
     pub const TIMING: &str = "skiff.timing";
+    /// `skiff.memreport=SECS` makes the kernel send a [`super::GuestTag::Memory`] frame
+    /// every SECS seconds (1 to 3600).
+    pub const MEMORY_REPORT: &str = "skiff.memreport";
     /// `skiff.ip=A.B.C.D/PREFIX`: the guest's IPv4 address on its first network
     /// interface. Default (no `skiff.ip`, no `skiff.dhcp`): QEMU user networking's
     /// `10.0.2.15/24`.
@@ -548,6 +600,18 @@ mod tests {
         assert_eq!(Listening::decode(&l.encode()), Some(l));
         assert_eq!(Listening::decode(&[1, 0, 0]), None);
         assert_eq!(Listening::decode(&[6, 0]), None);
+    }
+
+    #[test]
+    fn memory_report_round_trips() {
+        let m = MemoryReport {
+            total: 512 << 20,
+            in_use: 20 << 20,
+            heap_size: 8 << 20,
+            heap_allocated: 3 << 20 | 5,
+        };
+        assert_eq!(MemoryReport::decode(&m.encode()), Some(m));
+        assert_eq!(MemoryReport::decode(&m.encode()[..31]), None);
     }
 
     #[test]
