@@ -1,7 +1,8 @@
 //! How the one process ends: whatever the reason (the last thread's `exit`,
-//! `exit_group`, a fatal signal), modified shared mappings are written back and every
-//! volume is synced and left clean on its disk before the exit report powers the
-//! machine off. A kernel bug skips this (its state cannot be trusted) and stops at once.
+//! `exit_group`, a fatal signal), modified shared mappings are written back, every
+//! volume is synced and left clean on its disk, and TCP output still on its way to
+//! the host is given a moment to arrive, before the exit report powers the machine
+//! off. A kernel bug skips this (its state cannot be trusted) and stops at once.
 
 use crate::process;
 use skiff_bootproto::ExitReport;
@@ -25,5 +26,6 @@ pub fn shutdown(report: ExitReport) -> ! {
             );
         }
     }
+    crate::net::drain_before_exit();
     console::exit(report)
 }

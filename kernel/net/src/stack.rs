@@ -748,6 +748,18 @@ impl Stack {
         core::mem::take(&mut self.inner.lock().listening_new)
     }
 
+    /// Whether a TCP connection over the card still has output on its way (bytes
+    /// queued, or a FIN not yet sent or acknowledged): what would be lost if the machine
+    /// stopped now.
+    pub fn card_output_pending(&self) -> bool {
+        self.inspect(|inner| {
+            inner
+                .conns
+                .values()
+                .any(|c| c.iface == IfaceId::Nic && c.output_pending())
+        })
+    }
+
     /// The card's current address, if it has one (static, or leased by DHCP).
     pub fn address(&self) -> Option<IpCidr> {
         self.inner.lock().nic_cidr.map(IpCidr::Ipv4)

@@ -185,6 +185,17 @@ impl Conn {
         self.socket().map_or(0, |s| s.send_queue())
     }
 
+    /// Our side still has something to deliver: queued bytes, a FIN not yet sent, or a
+    /// FIN not yet acknowledged.
+    pub(crate) fn output_pending(&self) -> bool {
+        self.tx_len() > 0
+            || self.fin_pending
+            || matches!(
+                self.current_state(),
+                State::FinWait1 | State::Closing | State::LastAck
+            )
+    }
+
     /// Connected enough to move data (what Linux's socket calls "connected").
     fn synchronized(&self) -> bool {
         !matches!(
