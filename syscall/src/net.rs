@@ -21,16 +21,16 @@ pub fn stack() -> KResult<&'static Arc<Stack>> {
     STACK.get().ok_or(Errno::EAFNOSUPPORT)
 }
 
-/// How long the exit path waits for TCP output to reach the host.
+/// How long the exit path waits for network output to reach the host.
 const EXIT_DRAIN_NS: u64 = 2_000_000_000;
 /// How often it looks again meanwhile.
 const EXIT_DRAIN_STEP_NS: u64 = 1_000_000;
 
-/// On Linux a process's exit leaves its sockets' queued bytes and FINs to the kernel,
-/// which delivers them afterwards; here the machine powers off at exit, so a response
-/// written just before exit (an HTTP server's last one, say) would be lost. Wait,
-/// for at most [`EXIT_DRAIN_NS`], until the card's connections have nothing left on
-/// their way. The network thread keeps running while this thread sleeps.
+/// On Linux a process's exit leaves its sockets' queued bytes, FINs and datagrams to
+/// the kernel, which delivers them afterwards; here the machine powers off at exit, so
+/// a response written just before exit (an HTTP server's last one, a UDP server's
+/// goodbye) would be lost. Wait, for at most [`EXIT_DRAIN_NS`], until nothing for the
+/// card is left on its way. The network thread keeps running while this thread sleeps.
 pub fn drain_before_exit() {
     let Some(stack) = STACK.get() else {
         return;
@@ -40,7 +40,7 @@ pub fn drain_before_exit() {
         let now = skiff_arch::time::monotonic_ns();
         if now >= deadline {
             skiff_console::warn!(
-                "exit: TCP output still undelivered after {} s; it is lost",
+                "exit: network output still undelivered after {} s; it is lost",
                 EXIT_DRAIN_NS / 1_000_000_000
             );
             return;

@@ -232,6 +232,10 @@ impl NetDevice for VirtioNet {
         }
     }
 
+    fn transmit_in_flight(&self) -> bool {
+        self.queues.lock().tx_in_flight()
+    }
+
     fn can_transmit(&self) -> bool {
         let mut q = self.queues.lock();
         !q.failed() && self.tx_room(&mut q)

@@ -340,6 +340,13 @@ impl NetQueues {
         !self.failed && (!self.tx_free.is_empty() || self.tx.can_pop())
     }
 
+    /// Whether the device still holds transmit buffers it has not finished with (after
+    /// taking back those it has).
+    pub fn tx_in_flight(&mut self) -> bool {
+        let _ = self.reclaim_tx();
+        !self.failed && self.tx_posted.iter().any(Option::is_some)
+    }
+
     /// Take back every transmit buffer the device has finished with.
     pub fn reclaim_tx(&mut self) -> Result<(), DeviceFailed> {
         while !self.failed {

@@ -25,4 +25,7 @@ pub trait NetDevice: Send + Sync {
     /// it for sending. `EAGAIN` when the transmit ring is full, `EINVAL` for a bad
     /// length, `EIO` when the card has failed.
     fn transmit(&self, len: usize, f: &mut dyn FnMut(&mut [u8])) -> KResult<()>;
+    /// Whether frames handed to [`NetDevice::transmit`] are still waiting for the card
+    /// to take them (the machine must not stop before it has).
+    fn transmit_in_flight(&self) -> bool;
 }

@@ -604,6 +604,7 @@ impl Inner {
 /// The guest's TCP/IP stack: the card (if any) and loopback, with every AF_INET socket.
 pub struct Stack {
     inner: Mutex<Inner>,
+    card: Option<Arc<dyn NetDevice>>,
     now_ns: fn() -> u64,
     kick: fn(),
     logger: Mutex<Option<fn(&str)>>,
@@ -622,9 +623,10 @@ impl Stack {
         seed: u64,
         kick: fn(),
     ) -> Arc<Stack> {
-        let inner = Inner::new(device, &config, now_ns(), seed);
+        let inner = Inner::new(device.clone(), &config, now_ns(), seed);
         Arc::new(Stack {
             inner: Mutex::new(inner),
+            card: device,
             now_ns,
             kick,
             logger: Mutex::new(None),
@@ -748,15 +750,23 @@ impl Stack {
         core::mem::take(&mut self.inner.lock().listening_new)
     }
 
-    /// Whether a TCP connection over the card still has output on its way (bytes
-    /// queued, or a FIN not yet sent or acknowledged): what would be lost if the machine
-    /// stopped now.
+    /// Whether output for the card is still on its way: a TCP connection with bytes
+    /// queued or a FIN not yet sent or acknowledged, a UDP socket with datagrams not yet
+    /// handed to the card, or frames the card has not taken yet. What would be lost if
+    /// the machine stopped now.
     pub fn card_output_pending(&self) -> bool {
+        if self.card.as_ref().is_some_and(|c| c.transmit_in_flight()) {
+            return true;
+        }
         self.inspect(|inner| {
             inner
                 .conns
                 .values()
                 .any(|c| c.iface == IfaceId::Nic && c.output_pending())
+                || inner.socks.values().any(|s| match s {
+                    Sock::Udp(u) => u.card_output_pending(),
+                    Sock::Tcp(_) => false,
+                })
         })
     }
 

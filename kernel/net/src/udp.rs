@@ -73,6 +73,13 @@ pub(crate) struct UdpSock {
 }
 
 impl UdpSock {
+    /// Datagrams queued for the card and not yet handed to it.
+    pub(crate) fn card_output_pending(&self) -> bool {
+        self.cells[IfaceId::Nic as usize]
+            .as_ref()
+            .is_some_and(|c| c.get::<udp::Socket>().send_queue() > 0)
+    }
+
     pub(crate) fn new() -> UdpSock {
         UdpSock {
             binding: None,
