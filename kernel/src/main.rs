@@ -142,6 +142,7 @@ fn kmain(h: BootHandoff) -> ! {
     );
     // The boot code becomes the idle thread once the application's threads exist.
     skiff_sched::init(stack_lo, stack_top, skiff_syscall::interrupt_pending);
+    skiff_sched::set_root_switch(skiff_mm::paging::activate);
     // Disks: found and initialised by polling, their interrupts routed once they are
     // registered, so the first interrupt finds its driver.
     skiff_drivers::probe(cmd);

@@ -4,6 +4,7 @@
 use crate::process;
 use alloc::format;
 use alloc::string::String;
+use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::fmt::Write;
 use core::sync::atomic::{AtomicU64, Ordering};
@@ -135,7 +136,7 @@ fn nul_join(items: &[Vec<u8>]) -> Vec<u8> {
 
 impl ProcessInfo for KernelProcessInfo {
     fn pid(&self) -> u32 {
-        process::PID
+        process::try_current().map_or(process::INIT_PID, |p| p.pid)
     }
 
     fn exe_path(&self) -> Vec<u8> {
@@ -183,7 +184,20 @@ impl ProcessInfo for KernelProcessInfo {
         (up, Timespec::default())
     }
 
+    fn relations(&self) -> (u32, u32, u32) {
+        match process::try_current() {
+            Some(p) => (p.parent(), p.pgid(), p.sid()),
+            None => (0, process::INIT_PID, process::INIT_PID),
+        }
+    }
+
+    fn files(&self) -> Option<Arc<skiff_fs::FsContext>> {
+        process::try_current().map(|p| p.fs.clone())
+    }
+
     fn status(&self) -> String {
+        let (pid, ppid) =
+            process::try_current().map_or((process::INIT_PID, 0), |p| (p.pid, p.parent()));
         let (vm, name) = match process::try_current() {
             Some(p) => {
                 let vm = p.aspace.lock().total_mapped() / 1024;
@@ -200,7 +214,7 @@ impl ProcessInfo for KernelProcessInfo {
         let mask = crate::sys_signal::blocked_mask();
         let threads = process::try_current().map_or(1, |p| p.thread_count());
         format!(
-            "Name:\t{name}\nUmask:\t0022\nState:\tR (running)\nTgid:\t1\nNgid:\t0\nPid:\t1\nPPid:\t0\n\
+            "Name:\t{name}\nUmask:\t0022\nState:\tR (running)\nTgid:\t{pid}\nNgid:\t0\nPid:\t{pid}\nPPid:\t{ppid}\n\
              TracerPid:\t0\nUid:\t0\t0\t0\t0\nGid:\t0\t0\t0\t0\nFDSize:\t64\nGroups:\t\n\
              VmSize:\t{vm:>8} kB\nThreads:\t{threads}\nSigBlk:\t{mask:016x}\n\
              Cpus_allowed:\t1\nCpus_allowed_list:\t0\n"

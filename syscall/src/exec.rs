@@ -182,12 +182,13 @@ pub fn start(boot: BootParams<'_>) -> ! {
         ),
     };
 
+    let identity =
+        process::Identity::init(config.exe.clone(), config.argv.clone(), config.envp.clone());
     let p = process::install(Process::new(
+        identity,
+        skiff_mm::paging::boot_root(),
         fs,
         aspace,
-        config.exe.clone(),
-        config.argv.clone(),
-        config.envp.clone(),
     ));
     if boot.timing {
         let t = BootTiming {
@@ -207,11 +208,17 @@ pub fn start(boot: BootParams<'_>) -> ! {
     };
     let mut fpu = alloc::vec![0u8; skiff_arch::fpu::format().size];
     skiff_arch::fpu::write_init_state(&mut fpu);
-    let tid = p.allocate_tid();
-    let task = Task::new(tid, 0);
+    let tid = process::allocate_tid();
+    let task = Task::new(tid, p.clone(), 0);
     {
         let mut threads = p.threads.lock();
-        match skiff_sched::spawn(tid, &frame, &fpu, 0, alloc::boxed::Box::new(task)) {
+        let start = skiff_sched::UserStart {
+            frame: &frame,
+            fpu: &fpu,
+            fs_base: 0,
+            page_root: p.page_root,
+        };
+        match skiff_sched::spawn(tid, start, alloc::boxed::Box::new(task)) {
             Ok(t) => threads.insert(tid, t),
             Err(_) => fail(
                 ExitReport::KernelFailure,

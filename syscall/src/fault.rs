@@ -137,12 +137,18 @@ pub fn signal_name(sig: u8) -> &'static str {
 
 /// End the program as the signal's default action would, after a report on stderr.
 pub fn terminate(frame: Option<&TrapFrame>, signal: u8, what: core::fmt::Arguments<'_>) -> ! {
-    console::error!("{}: {}", signal_name(signal), what);
+    match crate::process::try_current() {
+        // A child's end is its parent's news (`wait4`), as on Linux, not the console's.
+        Some(p) if !p.is_init() => {
+            console::debug!("process {}: {}: {}", p.pid, signal_name(signal), what)
+        }
+        _ => console::error!("{}: {}", signal_name(signal), what),
+    }
     if let Some(frame) = frame {
         console::debug!(
         "registers: rax {:#x} rbx {:#x} rcx {:#x} rdx {:#x} rsi {:#x} rdi {:#x} rbp {:#x} rsp {:#x}",
         frame.rax, frame.rbx, frame.rcx, frame.rdx, frame.rsi, frame.rdi, frame.rbp, frame.rsp
     );
     }
-    crate::lifecycle::shutdown(ExitReport::Signaled(signal))
+    crate::lifecycle::end_process(ExitReport::Signaled(signal))
 }

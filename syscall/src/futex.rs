@@ -1,7 +1,9 @@
 //! Futexes: the one blocking primitive libc's and Go's threads are built on.
 //!
-//! Waiters queue per address (one address space, so private and shared futexes are the
-//! same key). A waiter is an [`skiff_sched::Waiter`]: whoever removes it from its queue
+//! Waiters queue per process and address: each process has its own application half,
+//! so an address means nothing outside it. Private and shared futexes are the same key;
+//! a futex in memory shared across `fork` (`MAP_SHARED`) is therefore not shared
+//! between the two processes' waiters. A waiter is an [`skiff_sched::Waiter`]: whoever removes it from its queue
 //! wakes it, so a wake that races with a timeout or a signal is never lost or counted
 //! twice — as on Linux, a waiter that was both woken and interrupted reports the wake.
 //!
@@ -38,7 +40,15 @@ struct Entry {
     addr: AtomicU64,
 }
 
-static TABLE: Mutex<BTreeMap<u64, VecDeque<Arc<Entry>>>> = Mutex::new(BTreeMap::new());
+/// A futex's identity: the process (PID) and the address in its application half.
+type Key = (u32, u64);
+
+static TABLE: Mutex<BTreeMap<Key, VecDeque<Arc<Entry>>>> = Mutex::new(BTreeMap::new());
+
+/// The key of `addr` in the calling process.
+fn key(addr: u64) -> Key {
+    (crate::process::current().pid, addr)
+}
 
 /// A decoded futex operation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -148,17 +158,18 @@ fn check_aligned(addr: u64) -> KResult<()> {
 
 /// Wake up to `n` waiters on `addr` whose bitset intersects `bitset`; how many woke.
 pub fn wake(addr: u64, n: u32, bitset: u32) -> u32 {
+    let k = key(addr);
     let mut table = TABLE.lock();
-    wake_locked(&mut table, addr, n, bitset)
+    wake_locked(&mut table, k, n, bitset)
 }
 
 fn wake_locked(
-    table: &mut BTreeMap<u64, VecDeque<Arc<Entry>>>,
-    addr: u64,
+    table: &mut BTreeMap<Key, VecDeque<Arc<Entry>>>,
+    key: Key,
     n: u32,
     bitset: u32,
 ) -> u32 {
-    let Some(queue) = table.get_mut(&addr) else {
+    let Some(queue) = table.get_mut(&key) else {
         return 0;
     };
     let mut woken = 0;
@@ -173,7 +184,7 @@ fn wake_locked(
         }
     }
     if queue.is_empty() {
-        table.remove(&addr);
+        table.remove(&key);
     }
     woken
 }
@@ -181,6 +192,7 @@ fn wake_locked(
 /// Wait on `addr` while it holds `expected`, until woken, the deadline (monotonic ns)
 /// passes, or a signal arrives.
 fn wait(addr: u64, expected: u32, bitset: u32, deadline: Option<u64>) -> KResult<u64> {
+    let (pid, _) = key(addr);
     let entry = Arc::new(Entry {
         waiter: Waiter::new(),
         bitset,
@@ -192,7 +204,10 @@ fn wait(addr: u64, expected: u32, bitset: u32, deadline: Option<u64>) -> KResult
         if value != expected {
             return Err(Errno::EAGAIN);
         }
-        table.entry(addr).or_default().push_back(entry.clone());
+        table
+            .entry((pid, addr))
+            .or_default()
+            .push_back(entry.clone());
     }
     let reason = skiff_sched::wait(&entry.waiter, deadline, true);
     if reason == WakeReason::Woken {
@@ -200,7 +215,7 @@ fn wait(addr: u64, expected: u32, bitset: u32, deadline: Option<u64>) -> KResult
     }
     // Leave the queue, unless a waker removed the entry first: then the wake counts.
     let mut table = TABLE.lock();
-    let at = entry.addr.load(Ordering::Relaxed);
+    let at = (pid, entry.addr.load(Ordering::Relaxed));
     if let Some(queue) = table.get_mut(&at) {
         if let Some(i) = queue.iter().position(|e| Arc::ptr_eq(e, &entry)) {
             queue.remove(i);
@@ -221,6 +236,7 @@ fn wait(addr: u64, expected: u32, bitset: u32, deadline: Option<u64>) -> KResult
 
 /// Move waiters: wake `wake_n` on `from`, move up to `move_n` more to `to`.
 fn requeue(from: u64, to: u64, wake_n: u32, move_n: u32, expected: Option<u32>) -> KResult<u64> {
+    let (pid, _) = key(from);
     let mut table = TABLE.lock();
     if let Some(expected) = expected {
         let value: u32 = UserPtr(from).read()?;
@@ -228,11 +244,11 @@ fn requeue(from: u64, to: u64, wake_n: u32, move_n: u32, expected: Option<u32>) 
             return Err(Errno::EAGAIN);
         }
     }
-    let woken = wake_locked(&mut table, from, wake_n, BITSET_MATCH_ANY);
+    let woken = wake_locked(&mut table, (pid, from), wake_n, BITSET_MATCH_ANY);
     let mut moved = 0;
     if from != to {
         let mut taken = VecDeque::new();
-        if let Some(queue) = table.get_mut(&from) {
+        if let Some(queue) = table.get_mut(&(pid, from)) {
             while moved < move_n {
                 let Some(e) = queue.pop_front() else { break };
                 e.addr.store(to, Ordering::Relaxed);
@@ -240,28 +256,31 @@ fn requeue(from: u64, to: u64, wake_n: u32, move_n: u32, expected: Option<u32>) 
                 moved += 1;
             }
             if queue.is_empty() {
-                table.remove(&from);
+                table.remove(&(pid, from));
             }
         }
         if !taken.is_empty() {
-            table.entry(to).or_default().extend(taken);
+            table.entry((pid, to)).or_default().extend(taken);
         }
     } else {
         // Requeueing onto the same address leaves the waiters where they are; Linux
         // counts them as requeued.
-        moved = table.get(&from).map_or(0, |q| (q.len() as u32).min(move_n));
+        moved = table
+            .get(&(pid, from))
+            .map_or(0, |q| (q.len() as u32).min(move_n));
     }
     Ok((woken + moved) as u64)
 }
 
 fn wake_op(addr1: u64, addr2: u64, n1: u32, n2: u32, op: WakeOp) -> KResult<u64> {
     check_aligned(addr2)?;
+    let (pid, _) = key(addr1);
     let mut table = TABLE.lock();
     let old: u32 = UserPtr(addr2).read()?;
     UserPtr(addr2).write(&op.apply(old))?;
-    let mut woken = wake_locked(&mut table, addr1, n1, BITSET_MATCH_ANY);
+    let mut woken = wake_locked(&mut table, (pid, addr1), n1, BITSET_MATCH_ANY);
     if op.condition(old) {
-        woken += wake_locked(&mut table, addr2, n2, BITSET_MATCH_ANY);
+        woken += wake_locked(&mut table, (pid, addr2), n2, BITSET_MATCH_ANY);
     }
     Ok(woken as u64)
 }

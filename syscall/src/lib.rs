@@ -6,10 +6,11 @@
 //! `skiff-vm`, the clocks) and the result is encoded back into `rax`, with errors
 //! negated into `-errno` in exactly one place, [`table::dispatch`].
 //!
-//! This crate also owns the process: its file-system context, address space, identity,
-//! limits and signal dispositions ([`process`]), its threads ([`thread`], [`futex`]),
-//! signals ([`signal`]), starting it from the initrd ([`exec`]), and what a fault in its
-//! code means ([`fault`]).
+//! This crate also owns processes: their file-system context, address space, identity,
+//! limits and signal dispositions ([`process`]), threads ([`thread`], [`futex`]),
+//! signals ([`signal`]), starting the first from the initrd ([`exec`]), new ones
+//! ([`fork`]) and how they end ([`lifecycle`]), and what a fault in their code means
+//! ([`fault`]).
 #![cfg_attr(not(test), no_std)]
 #![deny(unsafe_code)]
 
@@ -19,6 +20,7 @@ pub mod args;
 pub mod env;
 pub mod exec;
 pub mod fault;
+pub mod fork;
 pub mod futex;
 pub mod lifecycle;
 pub mod net;
@@ -37,6 +39,7 @@ mod sys_signalfd;
 mod sys_time;
 mod sys_timer;
 mod sys_timerfd;
+mod sys_wait;
 pub mod table;
 pub mod thread;
 pub mod wait;

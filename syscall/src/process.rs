@@ -1,5 +1,10 @@
-//! The one process Skiff runs: its file-system context, address space, identity,
-//! resource limits, signal dispositions, process-wide pending signals and its threads.
+//! Processes: each one's file-system context, address space, identity, resource
+//! limits, signal dispositions, process-wide pending signals, timers and threads, and
+//! the table of all of them (the zombies among them wait there for their parent).
+//!
+//! The program Skiff boots is PID 1, like init in a container: when it ends, the
+//! machine powers off, whatever else runs. `fork` adds processes with their own copy
+//! of the application half of the address space (see `fork.rs`).
 //!
 //! Shared by all threads: every field sits behind a lock or is atomic. Lock order:
 //! `aspace` may be taken while holding nothing else that a page fault could need; never
@@ -18,11 +23,10 @@ use skiff_fs::FsContext;
 use skiff_sched::irq::IrqMutex;
 use skiff_sched::Thread;
 use skiff_vm::AddressSpace;
-use spin::{Mutex, Once};
+use spin::Mutex;
 
-/// The process ID the application sees (it is the only process, like init in a
-/// container).
-pub const PID: u32 = 1;
+/// The process ID of the program Skiff boots (init, in a container's terms).
+pub const INIT_PID: u32 = 1;
 
 /// Number of resource limits (`RLIM_NLIMITS`).
 pub const RLIM_NLIMITS: usize = 16;
@@ -39,6 +43,14 @@ pub struct SigAction {
 }
 
 pub struct Process {
+    pub pid: u32,
+    /// The parent's PID (0 for init); init adopts the children of a process that ends.
+    parent: AtomicU32,
+    /// Process group ID (`setpgid`), and session ID (`setsid`).
+    pgid: AtomicU32,
+    sid: AtomicU32,
+    /// The page-table root of the process's application half.
+    pub page_root: u64,
     pub fs: Arc<FsContext>,
     /// A sleeping lock: faults on file mappings read files, which may wait for a disk.
     pub aspace: SleepLock<AddressSpace>,
@@ -52,31 +64,75 @@ pub struct Process {
     pub shared_pending: IrqMutex<PendingSignals>,
     /// `shared_pending`'s set, readable without its lock.
     pub shared_pending_bits: AtomicU64,
-    /// Hostname set by `sethostname` (`uname` reports it).
-    pub hostname: Mutex<Vec<u8>>,
+    /// Hostname set by `sethostname` (`uname` reports it): one for all processes, as
+    /// they share a UTS namespace.
+    pub hostname: Arc<Mutex<Vec<u8>>>,
     /// Live threads by thread ID.
     pub threads: IrqMutex<BTreeMap<u32, Arc<Thread>>>,
-    next_tid: AtomicU32,
+    /// `alarm`, `setitimer` and POSIX timers (not inherited across `fork`).
+    pub timers: IrqMutex<Vec<Option<crate::sys_timer::Timer>>>,
+    /// Set when the process has ended: its wait status. Until its parent collects it,
+    /// it stays in the process table (a zombie).
+    exit_status: IrqMutex<Option<i32>>,
+    /// Set once the process has ended and freed what it held: `wait4` may report it.
+    ended: core::sync::atomic::AtomicBool,
+    /// The signal the parent gets when this process ends (`SIGCHLD` for `fork`).
+    pub exit_signal: u8,
 }
 
-static PROCESS: Once<Process> = Once::new();
+/// Every process, live or zombie, by PID. Interrupt-safe: timer expiry looks up the
+/// process it signals.
+static PROCESSES: IrqMutex<BTreeMap<u32, Arc<Process>>> = IrqMutex::new(BTreeMap::new());
 
-/// Install the process (once, by `exec::start`).
-pub fn install(p: Process) -> &'static Process {
-    PROCESS.call_once(|| p)
+/// The next thread ID. One sequence for all processes: a process's ID is its main
+/// thread's ID, so thread and process IDs never collide.
+static NEXT_TID: AtomicU32 = AtomicU32::new(INIT_PID);
+
+/// Parents waiting in `wait4`/`waitid`: woken whenever a child ends.
+pub static CHILD_EVENTS: skiff_sched::WaitQueue = skiff_sched::WaitQueue::new();
+
+/// Add a process to the table (`exec::start` for init, `fork` for the rest).
+pub fn install(p: Process) -> Arc<Process> {
+    let p = Arc::new(p);
+    PROCESSES.lock().insert(p.pid, p.clone());
+    p
 }
 
-/// The running process. Only valid after `exec::start` installed it; a syscall cannot
-/// arrive earlier, since no application code runs before.
-pub fn current() -> &'static Process {
-    PROCESS
-        .get()
-        .expect("a syscall arrived before the process existed")
+/// The process with this PID (zombies included).
+pub fn by_pid(pid: u32) -> Option<Arc<Process>> {
+    PROCESSES.lock().get(&pid).cloned()
 }
 
-/// The running process, if any (for fault handling, which can happen at boot).
-pub fn try_current() -> Option<&'static Process> {
-    PROCESS.get()
+/// Every process (zombies included), in PID order.
+pub fn all() -> Vec<Arc<Process>> {
+    PROCESSES.lock().values().cloned().collect()
+}
+
+/// Drop a process from the table (its parent collected it, or nobody will).
+pub fn remove(pid: u32) {
+    let gone = PROCESSES.lock().remove(&pid);
+    drop(gone);
+}
+
+/// The process of the running thread. Only called in a system call or a fault of an
+/// application thread, which always has one.
+pub fn current() -> Arc<Process> {
+    try_current().expect("a process request from a thread without a process")
+}
+
+/// The process of the running thread, if it is an application thread (not in boot code
+/// or a kernel thread).
+pub fn try_current() -> Option<Arc<Process>> {
+    let thread = skiff_sched::current();
+    thread.data::<Task>().map(|t| t.process.clone())
+}
+
+/// The live thread with this ID, in whichever process.
+pub fn thread_anywhere(tid: u32) -> Option<Arc<Thread>> {
+    PROCESSES
+        .lock()
+        .values()
+        .find_map(|p| p.threads.lock().get(&tid).cloned())
 }
 
 /// Linux's default limits for a process started by init.
@@ -94,34 +150,119 @@ pub fn default_rlimits() -> [(u64, u64); RLIM_NLIMITS] {
     l
 }
 
-impl Process {
-    /// A process with no threads yet (`exec` adds the main thread).
-    pub fn new(
-        fs: Arc<FsContext>,
-        aspace: AddressSpace,
-        exe_path: Vec<u8>,
-        argv: Vec<Vec<u8>>,
-        envp: Vec<Vec<u8>>,
-    ) -> Process {
-        Process {
-            fs,
-            aspace: SleepLock::new(aspace),
+/// A fresh thread ID (also the PID of a process whose main thread gets it).
+pub fn allocate_tid() -> u32 {
+    NEXT_TID.fetch_add(1, Ordering::Relaxed)
+}
+
+/// What a new process starts with besides its address space and files.
+pub struct Identity {
+    pub pid: u32,
+    pub parent: u32,
+    pub pgid: u32,
+    pub sid: u32,
+    pub exe_path: Vec<u8>,
+    pub argv: Vec<Vec<u8>>,
+    pub envp: Vec<Vec<u8>>,
+    pub hostname: Arc<Mutex<Vec<u8>>>,
+    pub exit_signal: u8,
+}
+
+impl Identity {
+    /// Init's identity: PID 1, leader of its own group and session.
+    pub fn init(exe_path: Vec<u8>, argv: Vec<Vec<u8>>, envp: Vec<Vec<u8>>) -> Identity {
+        Identity {
+            pid: INIT_PID,
+            parent: 0,
+            pgid: INIT_PID,
+            sid: INIT_PID,
             exe_path,
             argv,
             envp,
+            hostname: Arc::new(Mutex::new(b"skiff".to_vec())),
+            exit_signal: 0,
+        }
+    }
+}
+
+impl Process {
+    /// A process with no threads yet (`exec` or `fork` adds the first).
+    pub fn new(id: Identity, page_root: u64, fs: Arc<FsContext>, aspace: AddressSpace) -> Process {
+        Process {
+            pid: id.pid,
+            parent: AtomicU32::new(id.parent),
+            pgid: AtomicU32::new(id.pgid),
+            sid: AtomicU32::new(id.sid),
+            page_root,
+            fs,
+            aspace: SleepLock::new(aspace),
+            exe_path: id.exe_path,
+            argv: id.argv,
+            envp: id.envp,
             rlimits: Mutex::new(default_rlimits()),
             sigactions: IrqMutex::new([SigAction::default(); 64]),
             shared_pending: IrqMutex::new(PendingSignals::new()),
             shared_pending_bits: AtomicU64::new(0),
-            hostname: Mutex::new(b"skiff".to_vec()),
+            hostname: id.hostname,
             threads: IrqMutex::new(BTreeMap::new()),
-            next_tid: AtomicU32::new(PID),
+            timers: IrqMutex::new(Vec::new()),
+            exit_status: IrqMutex::new(None),
+            ended: core::sync::atomic::AtomicBool::new(false),
+            exit_signal: id.exit_signal,
         }
     }
 
-    /// A fresh thread ID (the first is the PID: the main thread's ID equals it).
-    pub fn allocate_tid(&self) -> u32 {
-        self.next_tid.fetch_add(1, Ordering::Relaxed)
+    pub fn is_init(&self) -> bool {
+        self.pid == INIT_PID
+    }
+
+    pub fn parent(&self) -> u32 {
+        self.parent.load(Ordering::Relaxed)
+    }
+
+    pub fn set_parent(&self, pid: u32) {
+        self.parent.store(pid, Ordering::Relaxed)
+    }
+
+    pub fn pgid(&self) -> u32 {
+        self.pgid.load(Ordering::Relaxed)
+    }
+
+    pub fn set_pgid(&self, pgid: u32) {
+        self.pgid.store(pgid, Ordering::Relaxed)
+    }
+
+    pub fn sid(&self) -> u32 {
+        self.sid.load(Ordering::Relaxed)
+    }
+
+    pub fn set_sid(&self, sid: u32) {
+        self.sid.store(sid, Ordering::Relaxed)
+    }
+
+    /// The wait status, once the process has ended.
+    pub fn exit_status(&self) -> Option<i32> {
+        *self.exit_status.lock()
+    }
+
+    /// Whether the process has ended and released what it held (a zombie, if still in
+    /// the table).
+    pub fn has_ended(&self) -> bool {
+        self.ended.load(Ordering::Acquire)
+    }
+
+    pub fn mark_ended(&self) {
+        self.ended.store(true, Ordering::Release)
+    }
+
+    /// Record how the process ended (the first report wins).
+    pub fn set_exit_status(&self, status: i32) -> bool {
+        let mut s = self.exit_status.lock();
+        if s.is_some() {
+            return false;
+        }
+        *s = Some(status);
+        true
     }
 
     /// The live thread with this ID.

@@ -47,7 +47,8 @@ pub fn epoll_ctl(a: &Args) -> KResult<u64> {
         Some(EpollEvent::from_bytes(&raw))
     };
     let (epfile, fd, target) = {
-        let fds = current().fs.fds.lock();
+        let p = current();
+        let fds = p.fs.fds.lock();
         let fd = a.fd(2)?;
         (fds.get(a.fd(0)?)?, fd, fds.get(fd)?)
     };

@@ -482,7 +482,7 @@ pub fn fcntl(a: &Args) -> KResult<u64> {
                 _ => RecordFamily::Ofd,
             };
             if matches!(cmd, F_GETLK | F_OFD_GETLK) {
-                let pid = crate::process::PID as i32;
+                let pid = crate::process::current().pid as i32;
                 skiff_fs::lock::get_record_lock(&f, family, &mut fl, pid)?;
                 p.write_bytes(&fl.to_bytes())?;
                 return Ok(0);

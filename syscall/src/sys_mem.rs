@@ -1,18 +1,16 @@
 //! Memory system calls: thin wrappers over `skiff-vm` applied to the real page tables.
 
 use crate::args::Args;
-use crate::process::{self, current};
+use crate::process::{self, current, Process};
 use alloc::boxed::Box;
 use alloc::collections::BTreeMap;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
-use skiff_block::lock::SleepLockGuard;
 use skiff_errno::{Errno, KResult};
 use skiff_fs::coherence::{HeldMappings, SharedMappings};
 use skiff_fs::{FileType, Inode, OpenFile};
 use skiff_mm::paging::UserPageTable;
 use skiff_vm::abi::{MAP_ANONYMOUS, MAP_SHARED, MAP_TYPE, PAGE_SIZE, PROT_WRITE};
-use skiff_vm::AddressSpace;
 use skiff_vm::{Backing, MapSource};
 
 /// An open file as the source of a file mapping's pages. Reads and write-backs go
@@ -119,10 +117,14 @@ impl MapSource for FileSource {
 static SHARED_FILES: spin::Mutex<BTreeMap<usize, usize>> = spin::Mutex::new(BTreeMap::new());
 
 /// Keeps shared file mappings coherent with descriptor I/O (see `skiff_fs::coherence`):
-/// a read, write or size change of a shared-mapped file runs with the address space
-/// locked, so no fault, write-back or unmap of the mapping interleaves with it. Lock
-/// order: a descriptor's offset lock, then the address space, then the filesystem; the
-/// fault and write-back paths take only the last two.
+/// before a read of a shared-mapped file its dirty mapped pages are written back, and
+/// after a write or size change the mapped pages are updated. Each step runs with the
+/// calling process's address space locked; the I/O between them does not hold it (a
+/// guard cannot outlive the borrow of a process that may end), so a fault racing with
+/// a write that sleeps on the disk may see the old bytes until the update lands. Lock
+/// order: a descriptor's offset lock, then the address space, then the filesystem.
+/// Mappings of the file in *other* processes are not updated (after `fork` they share
+/// frames with the caller's, which are).
 struct SharedFileMappings;
 
 impl SharedMappings for SharedFileMappings {
@@ -133,25 +135,35 @@ impl SharedMappings for SharedFileMappings {
         }
         Some(Box::new(HeldFile {
             key,
-            aspace: process::current().aspace.lock(),
+            process: process::current(),
         }))
     }
 }
 
 struct HeldFile {
     key: usize,
-    aspace: SleepLockGuard<'static, AddressSpace>,
+    process: Arc<Process>,
+}
+
+impl HeldFile {
+    fn pages(&self) -> UserPageTable {
+        UserPageTable::of_root(self.process.page_root)
+    }
 }
 
 impl HeldMappings for HeldFile {
     fn flush(&mut self, offset: u64, len: u64) -> KResult<()> {
-        self.aspace
-            .flush_file_range(&mut UserPageTable::current(), self.key, offset, len)
+        let mut pages = self.pages();
+        self.process
+            .aspace
+            .lock()
+            .flush_file_range(&mut pages, self.key, offset, len)
     }
 
     fn written(&mut self, offset: u64, data: &[u8]) {
-        self.aspace.update_file_range(
-            &mut UserPageTable::current(),
+        let mut pages = self.pages();
+        self.process.aspace.lock().update_file_range(
+            &mut pages,
             self.key,
             offset,
             data.len() as u64,
@@ -161,8 +173,9 @@ impl HeldMappings for HeldFile {
 
     fn resized(&mut self, old: u64, new: u64) {
         let from = old.min(new);
-        self.aspace.update_file_range(
-            &mut UserPageTable::current(),
+        let mut pages = self.pages();
+        self.process.aspace.lock().update_file_range(
+            &mut pages,
             self.key,
             from,
             u64::MAX - from,

@@ -256,7 +256,8 @@ pub fn socketpair(a: &Args) -> KResult<u64> {
         _ => return Err(Errno::EAFNOSUPPORT),
     };
     let cloexec = flags & SOCK_CLOEXEC != 0;
-    let mut fds = current().fs.fds.lock();
+    let p = current();
+    let mut fds = p.fs.fds.lock();
     let fd0 = fds.insert(first, cloexec)?;
     let fd1 = match fds.insert(second, cloexec) {
         Ok(fd) => fd,
@@ -270,7 +271,8 @@ pub fn socketpair(a: &Args) -> KResult<u64> {
     pair[..4].copy_from_slice(&fd0.to_ne_bytes());
     pair[4..].copy_from_slice(&fd1.to_ne_bytes());
     if let Err(e) = out.write_bytes(&pair) {
-        let mut fds = current().fs.fds.lock();
+        let p = current();
+        let mut fds = p.fs.fds.lock();
         let _ = fds.close(fd0);
         let _ = fds.close(fd1);
         return Err(e);
@@ -620,7 +622,8 @@ fn send_one(f: &OpenFile, ptr: UserPtr, flags: u32) -> KResult<usize> {
         for m in sockmsg::parse_control(&control)? {
             match m {
                 ControlMessage::Rights(fds) => {
-                    let table = current().fs.fds.lock();
+                    let p = current();
+                    let table = p.fs.fds.lock();
                     for fd in fds {
                         ancillary.rights.push(table.get(fd)?);
                     }

@@ -1,7 +1,10 @@
 //! Process identity, limits, scheduling parameters and other process-wide calls.
 
 use crate::args::Args;
-use crate::process::{current, current_thread, task_of, PID, RLIM_INFINITY, RLIM_NLIMITS};
+use crate::process::{
+    self, current, current_thread, task_of, Process, RLIM_INFINITY, RLIM_NLIMITS,
+};
+use alloc::sync::Arc;
 use skiff_arch::{cpu, time};
 use skiff_errno::{Errno, KResult};
 use skiff_fs::Entropy;
@@ -67,19 +70,62 @@ pub fn getres(a: &Args) -> KResult<u64> {
     Ok(0)
 }
 
-pub fn getpgid(a: &Args) -> KResult<u64> {
-    match a.int(0) {
-        0 | 1 => Ok(PID as u64),
+/// The process a pid argument names: 0 is the caller.
+fn process_arg(pid: i32) -> KResult<Arc<Process>> {
+    match pid {
+        0 => Ok(current()),
+        p if p > 0 => process::by_pid(p as u32).ok_or(Errno::ESRCH),
         _ => Err(Errno::ESRCH),
     }
 }
 
+pub fn getpgid(a: &Args) -> KResult<u64> {
+    Ok(process_arg(a.int(0))?.pgid() as u64)
+}
+
+pub fn getsid(a: &Args) -> KResult<u64> {
+    Ok(process_arg(a.int(0))?.sid() as u64)
+}
+
+/// `setpgid(pid, pgid)`: the caller or one of its children moves to group `pgid` (0:
+/// its own PID), which must be new or exist in the same session (Linux's rules).
 pub fn setpgid(a: &Args) -> KResult<u64> {
-    match (a.int(0), a.int(1)) {
-        (0 | 1, 0 | 1) => Ok(0),
-        (0 | 1, _) => Err(Errno::EPERM),
-        _ => Err(Errno::ESRCH),
+    if a.int(1) < 0 {
+        return Err(Errno::EINVAL);
     }
+    let me = current();
+    let target = process_arg(a.int(0))?;
+    if target.pid != me.pid && target.parent() != me.pid {
+        return Err(Errno::ESRCH);
+    }
+    if target.sid() != me.sid() || target.sid() == target.pid {
+        // Another session, or a session leader.
+        return Err(Errno::EPERM);
+    }
+    let pgid = match a.int(1) {
+        0 => target.pid,
+        g => g as u32,
+    };
+    if pgid != target.pid
+        && !process::all()
+            .iter()
+            .any(|p| p.pgid() == pgid && p.sid() == me.sid() && !p.has_ended())
+    {
+        return Err(Errno::EPERM);
+    }
+    target.set_pgid(pgid);
+    Ok(0)
+}
+
+/// `setsid`: a new session and group led by the caller, unless it leads a group.
+pub fn setsid() -> KResult<u64> {
+    let me = current();
+    if me.pgid() == me.pid {
+        return Err(Errno::EPERM);
+    }
+    me.set_sid(me.pid);
+    me.set_pgid(me.pid);
+    Ok(me.pid as u64)
 }
 
 const ARCH_SET_GS: u32 = 0x1001;
@@ -116,9 +162,10 @@ pub fn arch_prctl(a: &Args) -> KResult<u64> {
     }
 }
 
-/// A pid argument: 0 (the caller), the PID, or any live thread's ID.
+/// A pid argument: 0 (the caller), its PID, or any of its live threads' IDs.
 fn check_pid(pid: i32) -> KResult<()> {
-    if pid == 0 || pid == PID as i32 || (pid > 0 && current().thread(pid as u32).is_some()) {
+    let me = current();
+    if pid == 0 || pid == me.pid as i32 || (pid > 0 && me.thread(pid as u32).is_some()) {
         Ok(())
     } else {
         Err(Errno::ESRCH)
@@ -154,7 +201,8 @@ pub fn prlimit64(a: &Args) -> KResult<u64> {
         }
     }
     let old = {
-        let mut limits = current().rlimits.lock();
+        let p = current();
+        let mut limits = p.rlimits.lock();
         let old = limits[resource];
         if let Some([soft, hard]) = new {
             limits[resource] = (soft, hard);

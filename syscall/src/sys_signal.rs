@@ -3,13 +3,15 @@
 //! [`crate::signal::deliver`].
 
 use crate::args::Args;
-use crate::process::{current, current_thread, task_of, SigAction, PID};
-use crate::signal::deliver::{self, ignored, send_to_process, send_to_thread};
+use crate::process::{self, current, current_thread, task_of, Process, SigAction};
+use crate::signal::deliver::{self, ignored, send_to_process_of, send_to_thread};
 use crate::signal::frame::{
     AltStack, SigInfo, SI_TKILL, SI_USER, SS_AUTODISARM, SS_DISABLE, SS_ONSTACK,
 };
 use crate::signal::state::UNBLOCKABLE;
 use crate::thread::Task;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
 use core::sync::atomic::Ordering;
 use skiff_arch::time;
 use skiff_errno::{Errno, KResult};
@@ -50,7 +52,8 @@ pub fn rt_sigaction(a: &Args) -> KResult<u64> {
         })
     };
     let old = {
-        let mut acts = current().sigactions.lock();
+        let p = current();
+        let mut acts = p.sigactions.lock();
         let old = acts[sig - 1];
         if let Some(n) = new {
             acts[sig - 1] = n;
@@ -218,31 +221,53 @@ fn check_sig(sig: i32) -> KResult<Option<usize>> {
     }
 }
 
+/// `kill(pid, sig)`: one process (`pid > 0`), the caller's group (0), every process
+/// but init and the caller (-1), or group `-pid`. Sending to a zombie succeeds and
+/// does nothing, as on Linux.
 pub fn kill(a: &Args) -> KResult<u64> {
     let pid = a.int(0);
     let sig = check_sig(a.int(1))?;
-    // The process is PID 1 and its own group; `kill(-1)` reaches every process but the
-    // caller, and there is none.
-    if !(pid == PID as i32 || pid == 0 || pid == -(PID as i32)) {
+    let me = current();
+    let targets: Vec<Arc<Process>> = match pid {
+        p if p > 0 => process::by_pid(p as u32).into_iter().collect(),
+        0 => in_group(me.pgid()),
+        -1 => process::all()
+            .into_iter()
+            .filter(|p| !p.is_init() && p.pid != me.pid)
+            .collect(),
+        i32::MIN => Vec::new(),
+        p => in_group(p.unsigned_abs()),
+    };
+    if targets.is_empty() {
         return Err(Errno::ESRCH);
     }
     if let Some(sig) = sig {
-        send_to_process(SigInfo::user(sig as i32, SI_USER, PID as i32, 0))?;
+        for target in &targets {
+            send_to_process_of(target, SigInfo::user(sig as i32, SI_USER, me.pid as i32, 0))?;
+        }
     }
     Ok(0)
 }
 
-fn thread_by_tid(tid: i32) -> KResult<alloc::sync::Arc<skiff_sched::Thread>> {
+fn in_group(pgid: u32) -> Vec<Arc<Process>> {
+    process::all()
+        .into_iter()
+        .filter(|p| p.pgid() == pgid)
+        .collect()
+}
+
+fn thread_by_tid(tid: i32) -> KResult<Arc<skiff_sched::Thread>> {
     if tid <= 0 {
         return Err(Errno::EINVAL);
     }
-    current().thread(tid as u32).ok_or(Errno::ESRCH)
+    process::thread_anywhere(tid as u32).ok_or(Errno::ESRCH)
 }
 
 pub fn tkill(a: &Args) -> KResult<u64> {
     let thread = thread_by_tid(a.int(0))?;
     if let Some(sig) = check_sig(a.int(1))? {
-        send_to_thread(&thread, SigInfo::user(sig as i32, SI_TKILL, PID as i32, 0))?;
+        let me = current().pid as i32;
+        send_to_thread(&thread, SigInfo::user(sig as i32, SI_TKILL, me, 0))?;
     }
     Ok(0)
 }
@@ -252,11 +277,12 @@ pub fn tgkill(a: &Args) -> KResult<u64> {
         return Err(Errno::EINVAL);
     }
     let thread = thread_by_tid(a.int(1))?;
-    if a.int(0) != PID as i32 {
+    if a.int(0) != task_of(&thread).process.pid as i32 {
         return Err(Errno::ESRCH);
     }
     if let Some(sig) = check_sig(a.int(2))? {
-        send_to_thread(&thread, SigInfo::user(sig as i32, SI_TKILL, PID as i32, 0))?;
+        let me = current().pid as i32;
+        send_to_thread(&thread, SigInfo::user(sig as i32, SI_TKILL, me, 0))?;
     }
     Ok(0)
 }
@@ -275,20 +301,21 @@ fn queued_info(a: &Args, i: usize, sig: usize) -> KResult<SigInfo> {
 }
 
 pub fn rt_sigqueueinfo(a: &Args) -> KResult<u64> {
-    if a.int(0) != PID as i32 {
+    if a.int(0) <= 0 {
         return Err(Errno::ESRCH);
     }
+    let target = process::by_pid(a.int(0) as u32).ok_or(Errno::ESRCH)?;
     match check_sig(a.int(1))? {
-        Some(sig) => send_to_process(queued_info(a, 2, sig)?).map(|_| 0),
+        Some(sig) => send_to_process_of(&target, queued_info(a, 2, sig)?).map(|_| 0),
         None => Ok(0),
     }
 }
 
 pub fn rt_tgsigqueueinfo(a: &Args) -> KResult<u64> {
-    if a.int(0) != PID as i32 {
+    let thread = thread_by_tid(a.int(1))?;
+    if a.int(0) != task_of(&thread).process.pid as i32 {
         return Err(Errno::ESRCH);
     }
-    let thread = thread_by_tid(a.int(1))?;
     match check_sig(a.int(2))? {
         Some(sig) => send_to_thread(&thread, queued_info(a, 3, sig)?).map(|_| 0),
         None => Ok(0),

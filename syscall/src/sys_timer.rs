@@ -9,14 +9,12 @@
 //! counts an overrun, as on Linux.
 
 use crate::args::{Args, UserPtr};
-use crate::process::current;
-use crate::signal::deliver::{send_to_process, send_to_thread};
+use crate::process::{self, current, Process};
+use crate::signal::deliver::{send_to_process_of, send_to_thread};
 use crate::signal::frame::SigInfo;
-use alloc::vec::Vec;
 use core::sync::atomic::Ordering;
 use skiff_arch::time;
 use skiff_errno::{Errno, KResult};
-use skiff_sched::irq::IrqMutex;
 use skiff_sched::timers::TimerId;
 
 const NSEC: u64 = 1_000_000_000;
@@ -38,8 +36,9 @@ enum Notify {
     Thread(u32),
 }
 
+/// One timer of a process (its table lives in [`crate::process::Process::timers`]).
 #[derive(Clone, Copy, Debug)]
-struct Timer {
+pub struct Timer {
     clock: i32,
     signo: i32,
     notify: Notify,
@@ -58,9 +57,25 @@ struct Timer {
     posix: bool,
 }
 
-/// Slot 0 is `ITIMER_REAL` (and `alarm`); POSIX timer `n` lives in slot `n + 1`.
-static TIMERS: IrqMutex<Vec<Option<Timer>>> = IrqMutex::new(Vec::new());
+// In a process's timer table, slot 0 is `ITIMER_REAL` (and `alarm`); POSIX timer `n`
+// lives in slot `n + 1`.
 const ITIMER_SLOT: usize = 0;
+
+/// The scheduler timer's argument: which process and which slot.
+fn timer_arg(pid: u32, slot: usize) -> u64 {
+    ((pid as u64) << 32) | slot as u64
+}
+
+/// Disarm every timer of `p` (it is ending).
+pub fn cancel_all(p: &Process) {
+    let mut timers = p.timers.lock();
+    for t in timers.iter_mut().flatten() {
+        if let Some(id) = t.armed.take() {
+            skiff_sched::cancel_timer(id);
+        }
+    }
+    timers.clear();
+}
 
 fn posix_slot(id: i32) -> KResult<usize> {
     if id < 0 {
@@ -70,8 +85,10 @@ fn posix_slot(id: i32) -> KResult<usize> {
 }
 
 /// Timer expiry, in interrupt context.
-fn expire(sched_id: TimerId, slot: u64) -> Option<u64> {
-    let mut timers = TIMERS.lock();
+fn expire(sched_id: TimerId, arg: u64) -> Option<u64> {
+    let p = process::by_pid((arg >> 32) as u32)?;
+    let slot = arg & 0xffff_ffff;
+    let mut timers = p.timers.lock();
     let t = timers.get_mut(slot as usize)?.as_mut()?;
     if t.armed != Some(sched_id) {
         return None;
@@ -100,10 +117,8 @@ fn expire(sched_id: TimerId, slot: u64) -> Option<u64> {
     };
     let already_pending = match t.notify {
         Notify::None => None,
-        Notify::Process => {
-            Some(current().shared_pending_bits.load(Ordering::Acquire) & bit(t.signo) != 0)
-        }
-        Notify::Thread(tid) => current().thread(tid).map(|th| {
+        Notify::Process => Some(p.shared_pending_bits.load(Ordering::Acquire) & bit(t.signo) != 0),
+        Notify::Thread(tid) => p.thread(tid).map(|th| {
             crate::process::task_of(&th)
                 .pending_bits
                 .load(Ordering::Acquire)
@@ -119,8 +134,8 @@ fn expire(sched_id: TimerId, slot: u64) -> Option<u64> {
             let notify = t.notify;
             drop(timers);
             let _ = match notify {
-                Notify::Process => send_to_process(info),
-                Notify::Thread(tid) => match current().thread(tid) {
+                Notify::Process => send_to_process_of(&p, info),
+                Notify::Thread(tid) => match p.thread(tid) {
                     Some(th) => send_to_thread(&th, info),
                     None => Ok(()),
                 },
@@ -140,7 +155,8 @@ fn bit(sig: i32) -> u64 {
 /// monotonic `abs` when given) and a period of `interval` ns. Returns the old
 /// (remaining, interval).
 fn arm(slot: usize, first: Option<u64>, interval: u64) -> KResult<(u64, u64)> {
-    let mut timers = TIMERS.lock();
+    let p = current();
+    let mut timers = p.timers.lock();
     let t = timers
         .get_mut(slot)
         .and_then(|t| t.as_mut())
@@ -160,13 +176,18 @@ fn arm(slot: usize, first: Option<u64>, interval: u64) -> KResult<(u64, u64)> {
         t.deadline = Some(deadline);
         // Still under the table lock (interrupts masked), so the expiry cannot run
         // before the timer's id is recorded.
-        t.armed = Some(skiff_sched::start_timer(deadline, expire, slot as u64));
+        t.armed = Some(skiff_sched::start_timer(
+            deadline,
+            expire,
+            timer_arg(p.pid, slot),
+        ));
     }
     Ok(old)
 }
 
 fn ensure_itimer() {
-    let mut timers = TIMERS.lock();
+    let p = current();
+    let mut timers = p.timers.lock();
     if timers.is_empty() {
         timers.push(None);
     }
@@ -239,7 +260,8 @@ pub fn getitimer(a: &Args) -> KResult<u64> {
 }
 
 fn remaining(slot: usize) -> KResult<(u64, u64)> {
-    let timers = TIMERS.lock();
+    let p = current();
+    let timers = p.timers.lock();
     let t = timers
         .get(slot)
         .and_then(|t| t.as_ref())
@@ -299,7 +321,8 @@ pub fn timer_create(a: &Args) -> KResult<u64> {
         }
         (signo, notify, Some(value))
     };
-    let mut timers = TIMERS.lock();
+    let p = current();
+    let mut timers = p.timers.lock();
     let slot = match timers.iter().skip(1).position(|t| t.is_none()) {
         Some(i) => i + 1,
         None if timers.len() <= MAX_TIMERS => {
@@ -324,7 +347,7 @@ pub fn timer_create(a: &Args) -> KResult<u64> {
     });
     drop(timers);
     if let Err(e) = a.ptr(2).write(&id) {
-        TIMERS.lock()[slot] = None;
+        current().timers.lock()[slot] = None;
         return Err(e);
     }
     Ok(0)
@@ -353,7 +376,8 @@ pub fn timer_settime(a: &Args) -> KResult<u64> {
     let flags = a.flags32(1, TIMER_ABSTIME)?;
     let interval = read_timespec(a.ptr(2))?;
     let value = read_timespec(a.ptr(2).offset(16))?;
-    let clock = TIMERS
+    let clock = current()
+        .timers
         .lock()
         .get(slot)
         .and_then(|t| t.as_ref())
@@ -385,7 +409,8 @@ pub fn timer_gettime(a: &Args) -> KResult<u64> {
 
 pub fn timer_getoverrun(a: &Args) -> KResult<u64> {
     let slot = posix_slot(a.int(0))?;
-    let timers = TIMERS.lock();
+    let p = current();
+    let timers = p.timers.lock();
     let t = timers
         .get(slot)
         .and_then(|t| t.as_ref())
@@ -395,7 +420,8 @@ pub fn timer_getoverrun(a: &Args) -> KResult<u64> {
 
 pub fn timer_delete(a: &Args) -> KResult<u64> {
     let slot = posix_slot(a.int(0))?;
-    let mut timers = TIMERS.lock();
+    let p = current();
+    let mut timers = p.timers.lock();
     let t = timers
         .get_mut(slot)
         .and_then(|t| t.take())

@@ -2,10 +2,10 @@
 //! and `clone3`, and ending them (`exit` of one thread, the clear-and-wake of
 //! `set_tid_address`, robust futex lists).
 //!
-//! Only threads exist: one address space, one file table, one set of signal handlers.
-//! A `clone` that asks for a new process (no `CLONE_VM`, or `CLONE_VM` without
-//! `CLONE_THREAD`, as `fork`, `vfork` and `posix_spawn` do) gets `ENOSYS`, the honest
-//! answer while processes are not implemented.
+//! Threads share their process's address space, file table and signal handlers. A
+//! `clone` without `CLONE_VM` makes a process instead (see `fork.rs`); one that asks
+//! for a process sharing memory with its parent (`CLONE_VM` without `CLONE_THREAD`, as
+//! `posix_spawn` does) gets `ENOSYS`.
 
 use crate::args::{Args, UserPtr};
 use crate::futex;
@@ -13,6 +13,7 @@ use crate::process::{current, current_thread, task_of};
 use crate::signal::frame::AltStack;
 use crate::signal::state::PendingSignals;
 use alloc::boxed::Box;
+use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU64, Ordering};
 use skiff_arch::TrapFrame;
@@ -24,6 +25,8 @@ use spin::Mutex;
 /// What the syscall layer keeps per thread.
 pub struct Task {
     pub tid: u32,
+    /// The process the thread belongs to.
+    pub process: Arc<crate::process::Process>,
     /// `set_tid_address`/`CLONE_CHILD_CLEARTID`: zeroed and woken when the thread ends.
     pub clear_child_tid: AtomicU64,
     /// `set_robust_list` head.
@@ -43,9 +46,10 @@ pub struct Task {
 }
 
 impl Task {
-    pub fn new(tid: u32, blocked: u64) -> Task {
+    pub fn new(tid: u32, process: Arc<crate::process::Process>, blocked: u64) -> Task {
         Task {
             tid,
+            process,
             clear_child_tid: AtomicU64::new(0),
             robust_list: AtomicU64::new(0),
             blocked: AtomicU64::new(blocked),
@@ -104,8 +108,29 @@ pub struct CloneRequest {
     pub tls: u64,
 }
 
-/// Check what a clone asks for against what Skiff can give: threads only.
-pub fn validate(flags: u64) -> KResult<()> {
+/// What a valid clone creates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloneKind {
+    /// A thread of the caller's process.
+    Thread,
+    /// A new process with a copy of the caller's memory (`fork`).
+    Process,
+}
+
+/// The flags a process-creating clone may carry (besides the exit signal).
+const PROCESS_FLAGS: u64 = CLONE_VFORK
+    | CLONE_PARENT
+    | CLONE_SETTLS
+    | CLONE_PARENT_SETTID
+    | CLONE_CHILD_CLEARTID
+    | CLONE_CHILD_SETTID
+    | CLONE_DETACHED
+    | CLONE_SYSVSEM
+    | CLONE_IO;
+
+/// Check what a clone asks for against what Skiff can give: threads, and processes
+/// with their own copy of memory and descriptors.
+pub fn validate(flags: u64) -> KResult<CloneKind> {
     // Linux's own consistency rules first.
     if flags & CLONE_THREAD != 0 && flags & CLONE_SIGHAND == 0 {
         return Err(Errno::EINVAL);
@@ -113,8 +138,19 @@ pub fn validate(flags: u64) -> KResult<()> {
     if flags & CLONE_SIGHAND != 0 && flags & CLONE_VM == 0 {
         return Err(Errno::EINVAL);
     }
-    if flags & CLONE_THREAD == 0 || flags & (CLONE_VFORK | CLONE_PARENT | CLONE_PIDFD) != 0 {
-        // A new process: fork, vfork, posix_spawn.
+    if flags & CLONE_THREAD == 0 {
+        if flags & (CLONE_VM | CLONE_FILES | CLONE_FS | CLONE_PIDFD) != 0 {
+            // A process sharing memory (posix_spawn's CLONE_VM|CLONE_VFORK), its
+            // descriptor table or its working directory with the caller.
+            return Err(Errno::ENOSYS);
+        }
+        if flags & !(PROCESS_FLAGS | CSIGNAL) != 0 {
+            // Namespaces, ptrace, cgroups and the rest.
+            return Err(Errno::EINVAL);
+        }
+        return Ok(CloneKind::Process);
+    }
+    if flags & (CLONE_VFORK | CLONE_PARENT | CLONE_PIDFD) != 0 {
         return Err(Errno::ENOSYS);
     }
     if flags & (CLONE_FS | CLONE_FILES) != CLONE_FS | CLONE_FILES {
@@ -122,22 +158,23 @@ pub fn validate(flags: u64) -> KResult<()> {
         return Err(Errno::EINVAL);
     }
     if flags & !(THREAD_FLAGS | CSIGNAL) != 0 {
-        // Namespaces, ptrace, cgroups and the rest.
         return Err(Errno::EINVAL);
     }
-    Ok(())
+    Ok(CloneKind::Thread)
 }
 
 pub fn clone(a: &Args, frame: &TrapFrame, fpu: &[u8]) -> KResult<u64> {
     // x86_64 argument order: flags, stack, parent_tid, child_tid, tls.
+    let flags = a.raw(0);
     spawn_thread(
         CloneRequest {
-            flags: a.raw(0),
+            flags,
             stack: a.raw(1),
             parent_tid: a.raw(2),
             child_tid: a.raw(3),
             tls: a.raw(4),
         },
+        (flags & CSIGNAL) as u8,
         frame,
         fpu,
     )
@@ -170,6 +207,9 @@ pub fn clone3(a: &Args, frame: &TrapFrame, fpu: &[u8]) -> KResult<u64> {
     if flags & CSIGNAL != 0 || exit_signal > 64 {
         return Err(Errno::EINVAL);
     }
+    if flags & CLONE_THREAD != 0 && exit_signal != 0 {
+        return Err(Errno::EINVAL);
+    }
     if (stack == 0) != (stack_size == 0) {
         return Err(Errno::EINVAL);
     }
@@ -185,24 +225,42 @@ pub fn clone3(a: &Args, frame: &TrapFrame, fpu: &[u8]) -> KResult<u64> {
             child_tid: field(2),
             tls,
         },
+        exit_signal as u8,
         frame,
         fpu,
     )
 }
 
-fn spawn_thread(req: CloneRequest, frame: &TrapFrame, fpu: &[u8]) -> KResult<u64> {
-    if let Err(e) = validate(req.flags) {
-        if e == Errno::ENOSYS {
-            warn_once_new_process();
+fn spawn_thread(req: CloneRequest, exit_signal: u8, frame: &TrapFrame, fpu: &[u8]) -> KResult<u64> {
+    let kind = match validate(req.flags) {
+        Ok(kind) => kind,
+        Err(e) => {
+            if e == Errno::ENOSYS {
+                warn_once_shared_process();
+            }
+            return Err(e);
         }
-        return Err(e);
-    }
+    };
     if req.flags & CLONE_SETTLS != 0 && !skiff_arch::layout::is_user(req.tls) && req.tls != 0 {
         return Err(Errno::EPERM);
     }
+    if kind == CloneKind::Process {
+        let flag = |f: u64| req.flags & f != 0;
+        let fork = crate::fork::ForkRequest {
+            child_settid: flag(CLONE_CHILD_SETTID).then_some(req.child_tid),
+            child_cleartid: flag(CLONE_CHILD_CLEARTID).then_some(req.child_tid),
+            parent_settid: flag(CLONE_PARENT_SETTID).then_some(req.parent_tid),
+            tls: flag(CLONE_SETTLS).then_some(req.tls),
+            stack: req.stack,
+            exit_signal,
+            wait_for_child: flag(CLONE_VFORK),
+            sibling: flag(CLONE_PARENT),
+        };
+        return crate::fork::spawn_process(fork, frame, fpu);
+    }
     let p = current();
     let parent = current_thread();
-    let tid = p.allocate_tid();
+    let tid = crate::process::allocate_tid();
     if req.flags & CLONE_PARENT_SETTID != 0 {
         UserPtr(req.parent_tid).write(&tid)?;
     }
@@ -210,7 +268,7 @@ fn spawn_thread(req: CloneRequest, frame: &TrapFrame, fpu: &[u8]) -> KResult<u64
         // One address space: the child's memory is the parent's.
         UserPtr(req.child_tid).write(&tid)?;
     }
-    let task = Task::new(tid, task_of(&parent).blocked());
+    let task = Task::new(tid, p.clone(), task_of(&parent).blocked());
     if req.flags & CLONE_CHILD_CLEARTID != 0 {
         task.clear_child_tid.store(req.child_tid, Ordering::Relaxed);
     }
@@ -227,17 +285,22 @@ fn spawn_thread(req: CloneRequest, frame: &TrapFrame, fpu: &[u8]) -> KResult<u64
     // Hold the thread table while the thread becomes runnable, so a signal sent to the
     // process cannot miss it.
     let mut threads = p.threads.lock();
-    let thread =
-        skiff_sched::spawn(tid, &child, fpu, fs_base, Box::new(task)).map_err(|_| Errno::EAGAIN)?;
+    let start = skiff_sched::UserStart {
+        frame: &child,
+        fpu,
+        fs_base,
+        page_root: p.page_root,
+    };
+    let thread = skiff_sched::spawn(tid, start, Box::new(task)).map_err(|_| Errno::EAGAIN)?;
     threads.insert(tid, thread);
     Ok(tid as u64)
 }
 
-fn warn_once_new_process() {
+fn warn_once_shared_process() {
     static WARNED: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
     if !WARNED.swap(true, Ordering::Relaxed) {
         skiff_console::warn!(
-            "the program tried to start a new process (fork/vfork/posix_spawn); Skiff runs one process, so clone returns ENOSYS"
+            "the program asked for a process that shares memory or descriptors with it (posix_spawn, CLONE_VM without CLONE_THREAD); Skiff's processes cannot, so clone returns ENOSYS"
         );
     }
 }
@@ -296,7 +359,7 @@ pub fn exit_thread(a: &Args) -> KResult<u64> {
         threads.len()
     };
     if remaining == 0 {
-        crate::lifecycle::shutdown(ExitReport::Exited(status));
+        crate::lifecycle::end_process(ExitReport::Exited(status));
     }
     drop(thread);
     skiff_sched::exit_current()
@@ -304,7 +367,7 @@ pub fn exit_thread(a: &Args) -> KResult<u64> {
 
 /// `exit_group`: end every thread and the process.
 pub fn exit_group(a: &Args) -> KResult<u64> {
-    crate::lifecycle::shutdown(ExitReport::Exited(a.int(0) as u8))
+    crate::lifecycle::end_process(ExitReport::Exited(a.int(0) as u8))
 }
 
 const FUTEX_WAITERS: u32 = 0x8000_0000;
@@ -371,26 +434,41 @@ mod tests {
 
     #[test]
     fn libc_thread_flags_are_accepted() {
-        assert_eq!(validate(GLIBC), Ok(()));
+        assert_eq!(validate(GLIBC), Ok(CloneKind::Thread));
         // musl adds CLONE_DETACHED; Go passes no TLS or tid flags.
-        assert_eq!(validate(GLIBC | CLONE_DETACHED), Ok(()));
+        assert_eq!(validate(GLIBC | CLONE_DETACHED), Ok(CloneKind::Thread));
         assert_eq!(
             validate(
                 CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_SYSVSEM | CLONE_THREAD
             ),
-            Ok(())
+            Ok(CloneKind::Thread)
         );
     }
 
+    const SIGCHLD: u64 = 17;
+
     #[test]
-    fn new_processes_are_enosys() {
-        const SIGCHLD: u64 = 17;
-        assert_eq!(validate(SIGCHLD), Err(Errno::ENOSYS)); // fork
+    fn fork_flags_make_a_process() {
+        // musl's fork, glibc's fork, vfork without shared memory.
+        assert_eq!(validate(SIGCHLD), Ok(CloneKind::Process));
+        assert_eq!(
+            validate(CLONE_CHILD_SETTID | CLONE_CHILD_CLEARTID | SIGCHLD),
+            Ok(CloneKind::Process)
+        );
+        assert_eq!(validate(CLONE_VFORK | SIGCHLD), Ok(CloneKind::Process));
+        assert_eq!(validate(0), Ok(CloneKind::Process));
+    }
+
+    #[test]
+    fn processes_sharing_memory_or_files_are_enosys() {
+        // posix_spawn's clone.
         assert_eq!(
             validate(CLONE_VM | CLONE_VFORK | SIGCHLD),
             Err(Errno::ENOSYS)
-        ); // vfork
+        );
         assert_eq!(validate(CLONE_VM | SIGCHLD), Err(Errno::ENOSYS));
+        assert_eq!(validate(CLONE_FILES | SIGCHLD), Err(Errno::ENOSYS));
+        assert_eq!(validate(CLONE_FS | SIGCHLD), Err(Errno::ENOSYS));
     }
 
     #[test]
@@ -403,5 +481,7 @@ mod tests {
         );
         const CLONE_NEWNS: u64 = 0x20000;
         assert_eq!(validate(GLIBC | CLONE_NEWNS), Err(Errno::EINVAL));
+        assert_eq!(validate(CLONE_NEWNS | SIGCHLD), Err(Errno::EINVAL));
+        assert_eq!(validate(GLIBC | CLONE_VFORK), Err(Errno::ENOSYS));
     }
 }

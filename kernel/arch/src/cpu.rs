@@ -89,6 +89,20 @@ pub fn read_cr3() -> u64 {
     v
 }
 
+/// Load the page-table root `root` (a physical address) into CR3, unless it is
+/// already loaded (reloading would flush the TLB for nothing).
+///
+/// # Safety
+/// `root` must be a PML4 whose upper half maps the kernel exactly as the running one
+/// does (the code, stack and data in use stay mapped across the switch).
+#[inline]
+pub unsafe fn load_page_root(root: u64) {
+    if read_cr3() & 0x000f_ffff_ffff_f000 != root {
+        // SAFETY: the caller guarantees `root` maps the kernel as the current root does.
+        unsafe { asm!("mov cr3, {}", in(reg) root, options(nostack, preserves_flags)) }
+    }
+}
+
 /// Flush the whole TLB (non-global entries) by reloading CR3.
 #[inline]
 pub fn flush_tlb_all() {

@@ -64,4 +64,14 @@ pub trait ProcessInfo: Send + Sync {
     fn uptime(&self) -> (Timespec, Timespec);
     /// /proc/self/status text.
     fn status(&self) -> String;
+    /// The calling process's parent, process group and session.
+    fn relations(&self) -> (u32, u32, u32) {
+        (0, self.pid(), self.pid())
+    }
+    /// The calling process's descriptors and working directory (`/proc/self/fd`,
+    /// `/proc/self/cwd`); `None` falls back to the context given to
+    /// [`crate::procfs::ProcFs::attach_process`].
+    fn files(&self) -> Option<alloc::sync::Arc<crate::FsContext>> {
+        None
+    }
 }

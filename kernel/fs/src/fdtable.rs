@@ -225,6 +225,21 @@ impl FdTable {
     }
 
     /// Open descriptors in increasing order.
+    /// Close every descriptor (the process is ending); the caller drops the files
+    /// outside the table's lock.
+    pub fn close_all(&mut self) -> Vec<Arc<OpenFile>> {
+        let files: Vec<Arc<OpenFile>> = self
+            .slots
+            .drain(..)
+            .flatten()
+            .map(|slot| slot.file)
+            .collect();
+        for f in &files {
+            closed(f);
+        }
+        files
+    }
+
     pub fn iter(&self) -> impl Iterator<Item = (i32, &Arc<OpenFile>)> {
         self.slots
             .iter()
@@ -253,6 +268,17 @@ impl FsContext {
         });
         vfs.attach_process(&ctx);
         ctx
+    }
+
+    /// A copy for a `fork` child: the same open files under the same numbers (and
+    /// close-on-exec flags), the same working directory and umask.
+    pub fn fork(&self) -> Arc<FsContext> {
+        Arc::new(FsContext {
+            vfs: self.vfs.clone(),
+            fds: Mutex::new(self.fds.lock().clone()),
+            cwd: RwLock::new(self.cwd()),
+            umask: AtomicU32::new(self.umask()),
+        })
     }
 
     pub fn vfs(&self) -> &Arc<Vfs> {

@@ -151,7 +151,7 @@ impl ProcFs {
     }
 
     fn process(&self) -> Option<Arc<FsContext>> {
-        self.process.read().upgrade()
+        self.info.files().or_else(|| self.process.read().upgrade())
     }
 
     fn pid_name(&self) -> Vec<u8> {
@@ -203,6 +203,7 @@ impl ProcFs {
             Gen::Status => info.status().into_bytes(),
             Gen::PidStat => {
                 let pid = info.pid();
+                let (ppid, pgrp, session) = info.relations();
                 let (up, idle) = info.uptime();
                 let ticks = |t: Timespec| t.sec * USER_HZ + t.nsec / (1_000_000_000 / USER_HZ);
                 let utime = (ticks(up) - ticks(idle)).max(0);
@@ -210,7 +211,7 @@ impl ProcFs {
                 // minflt cminflt majflt cmajflt utime stime cutime cstime priority nice
                 // num_threads itrealvalue starttime vsize rss rsslim, then 27 more.
                 let mut s = format!(
-                    "{pid} ({}) R 0 {pid} {pid} 0 -1 4194560 0 0 0 0 {utime} 0 0 0 20 0 1 0 0 0 0 18446744073709551615",
+                    "{pid} ({}) R {ppid} {pgrp} {session} 0 -1 4194560 0 0 0 0 {utime} 0 0 0 20 0 1 0 0 0 0 18446744073709551615",
                     self.comm()
                 );
                 for _ in 0..27 {

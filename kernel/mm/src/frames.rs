@@ -6,6 +6,7 @@
 //! frames taken from the first RAM region large enough; a rotating hint makes
 //! single-frame allocation cheap.
 
+use alloc::collections::BTreeMap;
 use skiff_arch::layout::{phys_to_virt, PAGE_SIZE};
 use spin::Mutex;
 
@@ -199,8 +200,38 @@ pub fn alloc_contiguous(count: u64, align: u64) -> Option<u64> {
         .map(|f| f * PAGE_SIZE)
 }
 
-/// Return a frame.
+/// Frames with more than one owner (shared mappings after `fork`): how many owners
+/// beyond the first. A frame is free only when its last owner frees it. A heap map,
+/// unlike the bitmap: only `fork` adds entries (never the heap's own growth), and a
+/// free that finds no entry leaves the map untouched.
+static EXTRA_OWNERS: Mutex<BTreeMap<u64, u32>> = Mutex::new(BTreeMap::new());
+/// Whether `EXTRA_OWNERS` has entries: spares every free its lock while nothing is
+/// shared.
+static ANY_SHARED: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+
+/// Give the allocated frame at `phys` one more owner: one more [`free_frame`] is needed
+/// to free it.
+pub fn share_frame(phys: u64) {
+    let mut owners = EXTRA_OWNERS.lock();
+    *owners.entry(phys).or_insert(0) += 1;
+    ANY_SHARED.store(true, core::sync::atomic::Ordering::Release);
+}
+
+/// Return a frame (or drop one owner of a shared one).
 pub fn free_frame(phys: u64) {
+    if ANY_SHARED.load(core::sync::atomic::Ordering::Acquire) {
+        let mut owners = EXTRA_OWNERS.lock();
+        if let Some(extra) = owners.get_mut(&phys) {
+            *extra -= 1;
+            if *extra == 0 {
+                owners.remove(&phys);
+                if owners.is_empty() {
+                    ANY_SHARED.store(false, core::sync::atomic::Ordering::Release);
+                }
+            }
+            return;
+        }
+    }
     if let Some(bm) = ALLOCATOR.lock().as_mut() {
         let f = phys / PAGE_SIZE;
         if f < bm.frames && !bm.is_free(f) {

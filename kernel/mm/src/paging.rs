@@ -1,16 +1,24 @@
-//! The hardware page tables of Skiff's one address space.
+//! The hardware page tables: the kernel's half, shared by every process, and one
+//! application half per process.
 //!
 //! The upper half (direct map and kernel image) was set up at boot and is shared by
-//! everything. The lower half is the application's: [`UserPageTable`] maps 4 KiB pages
-//! there on behalf of `skiff-vm`, which decides *what* to map. The application runs in
+//! everything: every page-table root ([`new_root`]) copies its top-level entries, which
+//! never change after boot. The lower half is a process's: [`UserPageTable`] maps 4 KiB
+//! pages there on behalf of `skiff-vm`, which decides *what* to map. The first process
+//! uses the boot root; `fork` gives a child a root of its own ([`new_root`],
+//! [`UserPageTable::copy_into`]), and [`activate`] loads a thread's root when the
+//! scheduler switches to it. The application runs in
 //! ring 0, so pages carry no user bit; `CR0.WP` makes read-only pages read-only for
 //! the kernel too, and `EFER.NXE` makes non-executable pages so.
 
 use crate::frames;
+use alloc::collections::BTreeSet;
+use core::sync::atomic::{AtomicU64, Ordering};
 use skiff_arch::cpu;
 use skiff_arch::layout::{phys_to_virt, PAGE_SIZE, USER_END};
 use skiff_errno::{Errno, KResult};
 use skiff_vm::{PageOps, Prot};
+use spin::Mutex;
 
 const PRESENT: u64 = 1;
 const WRITABLE: u64 = 1 << 1;
@@ -32,10 +40,81 @@ fn index(va: u64, level: u32) -> usize {
     ((va >> (12 + 9 * level)) & 0x1ff) as usize
 }
 
+/// The boot page-table root: the kernel's mappings, and the first process's lower half.
+static BOOT_ROOT: AtomicU64 = AtomicU64::new(0);
+
+/// Roots made by [`new_root`] and not yet destroyed: [`activate`] loads nothing else.
+static LIVE_ROOTS: Mutex<BTreeSet<u64>> = Mutex::new(BTreeSet::new());
+
+/// The first user-half and first kernel-half index of a PML4.
+const KERNEL_HALF: usize = 256;
+
 /// Remove the boot identity map of low memory: the lower half is the application's.
 pub fn drop_identity_map() {
-    table(cpu::read_cr3() & ADDR_MASK)[0] = 0;
+    let root = cpu::read_cr3() & ADDR_MASK;
+    BOOT_ROOT.store(root, Ordering::Relaxed);
+    table(root)[0] = 0;
     cpu::flush_tlb_all();
+}
+
+/// The boot page-table root (the first process's).
+pub fn boot_root() -> u64 {
+    BOOT_ROOT.load(Ordering::Relaxed)
+}
+
+/// The root loaded in CR3.
+pub fn current_root() -> u64 {
+    cpu::read_cr3() & ADDR_MASK
+}
+
+/// A new page-table root with the kernel's half and an empty application half.
+pub fn new_root() -> KResult<u64> {
+    let root = frames::alloc_zeroed_frame().ok_or(Errno::ENOMEM)?;
+    let kernel = table(boot_root());
+    let new = table(root);
+    new[KERNEL_HALF..].copy_from_slice(&kernel[KERNEL_HALF..]);
+    LIVE_ROOTS.lock().insert(root);
+    Ok(root)
+}
+
+/// Load `root` (the boot root or one from [`new_root`]) into CR3. Called by the
+/// scheduler on every switch to an application thread, with interrupts off.
+pub fn activate(root: u64) {
+    assert!(
+        root == boot_root() || LIVE_ROOTS.lock().contains(&root),
+        "switch to an unknown page-table root {root:#x}"
+    );
+    // SAFETY: the boot root maps the kernel, and every root from `new_root` copied its
+    // top-level kernel entries, which boot code created and nothing changes later.
+    unsafe { cpu::load_page_root(root) }
+}
+
+/// Free a root from [`new_root`] with everything its application half still maps
+/// (shared frames lose one owner). It must not be loaded: switch to another first.
+pub fn destroy_root(root: u64) {
+    assert_ne!(current_root(), root, "destroying the loaded page tables");
+    if !LIVE_ROOTS.lock().remove(&root) {
+        return;
+    }
+    free_tables(root, 3, 0..KERNEL_HALF);
+    frames::free_frame(root);
+}
+
+/// Free the tables (and leaf frames) below entries `range` of the table at `phys`,
+/// which sits at `level` (3 = PML4).
+fn free_tables(phys: u64, level: u32, range: core::ops::Range<usize>) {
+    let t = table(phys);
+    for e in &mut t[range] {
+        if *e & PRESENT == 0 {
+            continue;
+        }
+        let next = *e & ADDR_MASK;
+        if level > 0 && *e & HUGE == 0 {
+            free_tables(next, level - 1, 0..512);
+        }
+        frames::free_frame(next);
+        *e = 0;
+    }
 }
 
 /// Extend the direct map to cover physical memory up to `end` (the boot tables map
@@ -105,6 +184,61 @@ impl UserPageTable {
         UserPageTable {
             root: cpu::read_cr3() & ADDR_MASK,
         }
+    }
+
+    /// The application half of the page tables at `root` (the boot root or one from
+    /// [`new_root`]).
+    pub fn of_root(root: u64) -> Self {
+        UserPageTable { root }
+    }
+
+    /// Give `child` the pages this table maps in `[start, end)`, at the same addresses
+    /// with the same permissions: copies of them, or with `share` the same frames (a
+    /// shared mapping stays shared across `fork`). `ENOMEM` when frames run out; what
+    /// was copied so far stays in `child` (destroying it frees them).
+    pub fn copy_into(
+        &mut self,
+        child: &mut UserPageTable,
+        start: u64,
+        end: u64,
+        share: bool,
+    ) -> KResult<()> {
+        let mut failed = None;
+        let child_root = child.root;
+        self.for_each_present(start, end, |va, e| {
+            if failed.is_some() {
+                return;
+            }
+            let entry = *e;
+            let frame = entry & ADDR_MASK;
+            let target = if share {
+                frames::share_frame(frame);
+                frame
+            } else {
+                let Some(copy) = frames::alloc_frame() else {
+                    failed = Some(Errno::ENOMEM);
+                    return;
+                };
+                // SAFETY: `frame` is a present user page and `copy` a fresh frame, both
+                // reachable through the direct map and distinct.
+                unsafe {
+                    core::ptr::copy_nonoverlapping(
+                        phys_to_virt(frame) as *const u8,
+                        phys_to_virt(copy) as *mut u8,
+                        PAGE_SIZE as usize,
+                    );
+                }
+                copy
+            };
+            match walk_create(child_root, va, 0) {
+                Ok(t) => t[index(va, 0)] = target | (entry & !ADDR_MASK),
+                Err(err) => {
+                    frames::free_frame(target);
+                    failed = Some(err);
+                }
+            }
+        });
+        failed.map_or(Ok(()), Err)
     }
 
     /// Call `f(va, &mut pte)` for every present leaf in `[start, end)`, skipping absent

@@ -94,6 +94,9 @@ pub struct Thread {
     on_cpu: AtomicBool,
     /// Runs kernel code only ([`spawn_kernel`]).
     kernel: bool,
+    /// The page-table root of the thread's process (0 for kernel threads, which run
+    /// on whichever root is loaded: the kernel half is the same in all).
+    page_root: u64,
     /// The syscall layer's per-thread state.
     data: Box<dyn Any + Send + Sync>,
 }
@@ -165,6 +168,16 @@ static NEED_RESCHED: AtomicBool = AtomicBool::new(false);
 /// syscall layer, which owns signals).
 static SIGNAL_CHECK: spin::Once<fn(&Thread) -> bool> = spin::Once::new();
 
+/// Loads a process's page-table root (installed by the kernel from `skiff-mm`, which
+/// owns page tables).
+static ACTIVATE_ROOT: spin::Once<fn(u64)> = spin::Once::new();
+
+/// Install the function that loads a page-table root on a switch between processes.
+/// Once, at boot, before the first application thread exists.
+pub fn set_root_switch(activate: fn(u64)) {
+    ACTIVATE_ROOT.call_once(|| activate);
+}
+
 fn with<R>(f: impl FnOnce(&mut Scheduler) -> R) -> R {
     let mut g = SCHED.lock();
     f(g.as_mut().expect("scheduler not initialised"))
@@ -181,6 +194,7 @@ pub fn init(boot_stack_lo: u64, boot_stack_top: u64, signal_check: fn(&Thread) -
         interruptible: AtomicBool::new(false),
         on_cpu: AtomicBool::new(true),
         kernel: true,
+        page_root: 0,
         data: Box::new(()),
     });
     *SCHED.lock() = Some(Scheduler {
@@ -198,17 +212,23 @@ pub fn init(boot_stack_lo: u64, boot_stack_top: u64, signal_check: fn(&Thread) -
 #[derive(Debug)]
 pub struct NoMemory;
 
-/// Create a runnable thread that enters application code with `frame`, vector state
-/// `fpu` and FS base `fs_base`.
+/// Where a new application thread starts: its registers, vector state, FS base and
+/// the page-table root of its process.
+pub struct UserStart<'a> {
+    pub frame: &'a TrapFrame,
+    pub fpu: &'a [u8],
+    pub fs_base: u64,
+    pub page_root: u64,
+}
+
+/// Create a runnable thread that enters application code as `start` says.
 pub fn spawn(
     tid: u32,
-    frame: &TrapFrame,
-    fpu: &[u8],
-    fs_base: u64,
+    start: UserStart<'_>,
     data: Box<dyn Any + Send + Sync>,
 ) -> Result<Arc<Thread>, NoMemory> {
-    let context = Context::new_user(frame, fpu, fs_base).ok_or(NoMemory)?;
-    Ok(add_runnable(tid, context, false, data))
+    let context = Context::new_user(start.frame, start.fpu, start.fs_base).ok_or(NoMemory)?;
+    Ok(add_runnable(tid, context, start.page_root, data))
 }
 
 /// Thread ids of kernel threads start here: above every id the syscall layer hands out
@@ -229,13 +249,14 @@ static NEXT_KERNEL_TID: core::sync::atomic::AtomicU32 =
 pub fn spawn_kernel(entry: fn(u64) -> !, arg: u64) -> Result<Arc<Thread>, NoMemory> {
     let context = Context::new_kernel(entry, arg).ok_or(NoMemory)?;
     let tid = NEXT_KERNEL_TID.fetch_add(1, Ordering::Relaxed);
-    Ok(add_runnable(tid, context, true, Box::new(())))
+    Ok(add_runnable(tid, context, 0, Box::new(())))
 }
 
+/// `page_root` 0 makes a kernel thread.
 fn add_runnable(
     tid: u32,
     context: Context,
-    kernel: bool,
+    page_root: u64,
     data: Box<dyn Any + Send + Sync>,
 ) -> Arc<Thread> {
     let thread = Arc::new(Thread {
@@ -245,7 +266,8 @@ fn add_runnable(
         reason: AtomicU8::new(REASON_NONE),
         interruptible: AtomicBool::new(false),
         on_cpu: AtomicBool::new(false),
-        kernel,
+        kernel: page_root == 0,
+        page_root,
         data,
     });
     with(|s| {
@@ -311,6 +333,11 @@ fn switch_away(mut guard: irq::IrqGuard<'_, Option<Scheduler>>) {
     next.on_cpu.store(true, Ordering::Release);
     NEED_RESCHED.store(false, Ordering::Relaxed);
     s.slice_end = time::monotonic_ns() + TIME_SLICE_NS;
+    if next.page_root != 0 {
+        if let Some(activate) = ACTIVATE_ROOT.get() {
+            activate(next.page_root);
+        }
+    }
     let plan = SwitchPlan::new(&cur.context, &next.context);
     // `prev` and `current` keep both contexts alive across the switch; the local
     // handles must go now, since a dead thread never returns to drop them.

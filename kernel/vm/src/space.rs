@@ -104,8 +104,9 @@ impl Advice {
 }
 
 /// The application's virtual memory map. VMAs are kept in a `BTreeMap` keyed by
-/// start address; they never overlap.
-#[derive(Debug)]
+/// start address; they never overlap. A clone is the same map (`fork` gives it to the
+/// child); the pages behind it are the page tables' business.
+#[derive(Clone, Debug)]
 pub struct AddressSpace {
     layout: Layout,
     vmas: BTreeMap<u64, Vma>,

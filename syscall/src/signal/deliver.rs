@@ -10,7 +10,7 @@
 
 use super::frame::{self, AltStack, FpuFormat, SigInfo};
 use super::state::{default_action, next_deliverable, sig_bit, DefaultAction, UNBLOCKABLE};
-use crate::process::{self, current, current_thread, task_of, SigAction};
+use crate::process::{current, current_thread, task_of, Process, SigAction};
 use crate::thread::Task;
 use alloc::sync::Arc;
 use core::sync::atomic::Ordering;
@@ -53,8 +53,7 @@ pub fn interrupt_pending(thread: &Thread) -> bool {
     let Some(task) = thread.data::<Task>() else {
         return false;
     };
-    let shared =
-        process::try_current().map_or(0, |p| p.shared_pending_bits.load(Ordering::Acquire));
+    let shared = task.process.shared_pending_bits.load(Ordering::Acquire);
     (task.pending_bits.load(Ordering::Acquire) | shared) & !task.blocked() != 0
 }
 
@@ -64,7 +63,7 @@ pub fn send_to_thread(thread: &Arc<Thread>, info: SigInfo) -> KResult<()> {
     let sig = info.signo as usize;
     let task = task_of(thread);
     let bit = sig_bit(sig);
-    if task.blocked() & bit == 0 && ignored(sig, &current().sigaction(sig)) {
+    if task.blocked() & bit == 0 && ignored(sig, &task.process.sigaction(sig)) {
         return Ok(());
     }
     {
@@ -89,10 +88,18 @@ fn posted() {
     crate::wait::io_event();
 }
 
-/// Send a signal to the process (`kill`, `alarm`, `SIGEV_SIGNAL` timers): any thread
-/// that does not block it takes it — the current one if it can.
+/// Send a signal to the calling process (`raise`-like paths).
 pub fn send_to_process(info: SigInfo) -> KResult<()> {
-    let p = current();
+    send_to_process_of(&current(), info)
+}
+
+/// Send a signal to process `p` (`kill`, `alarm`, `SIGEV_SIGNAL` timers, `SIGCHLD`):
+/// any thread that does not block it takes it — the current one if it can. Safe in
+/// interrupt context. A process that has ended takes no more signals.
+pub fn send_to_process_of(p: &Process, info: SigInfo) -> KResult<()> {
+    if p.exit_status().is_some() {
+        return Ok(());
+    }
     let sig = info.signo as usize;
     let bit = sig_bit(sig);
     let threads = p.threads.lock();
@@ -184,6 +191,10 @@ pub fn deliver(frame: &mut TrapFrame, fpu: &mut [u8], syscall: Option<u64>) -> b
         return false;
     };
     let p = current();
+    if p.exit_status().is_some() && !p.is_init() {
+        // Another thread ended the process.
+        crate::lifecycle::leave_process(p);
+    }
     loop {
         let blocked = task.blocked();
         let shared = p.shared_pending_bits.load(Ordering::Acquire);
@@ -325,7 +336,8 @@ fn setup_handler(
     task.blocked
         .store(blocked & !UNBLOCKABLE, Ordering::Relaxed);
     if act.flags & SA_RESETHAND != 0 {
-        let mut acts = current().sigactions.lock();
+        let p = current();
+        let mut acts = p.sigactions.lock();
         acts[sig - 1].handler = SIG_DFL;
     }
     sf.enter_handler(frame, act.handler);
