@@ -389,6 +389,39 @@ pub fn c_cases() -> Vec<Case> {
             },
         },
         Case {
+            name: "processes",
+            program: "processes",
+            setup: |r| r.guest_timeout_secs(THREADED_GUEST_TIMEOUT_SECS),
+            check: |o| {
+                all_checks_pass(o)?;
+                has_lines(
+                    o,
+                    &[
+                        "fork returned 0 in the child: yes",
+                        "child getppid() equals the parent's getpid(): yes",
+                        "parent global after the child wrote: 1111",
+                        "_exit(42): exited 42",
+                        "SIGTERM during pause(): killed by SIGTERM",
+                        "abort(): killed by SIGABRT",
+                        "pipe child read 100000 bytes, sum 12749680 (expected 12749680)",
+                        "parent offset after the child's write: 3",
+                        "waitpid(-1, WNOHANG) with a live child: 0",
+                        "waitpid(-1) with no children: ECHILD",
+                        "SIGCHLD si_code: CLD_EXITED",
+                        "SIGCHLD si_status: 33",
+                        "wait(NULL) with SIGCHLD ignored: ECHILD",
+                        "waitid si_code: CLD_EXITED",
+                        "waitid si_status: 17",
+                        "vfork child exit: 7",
+                        "children reaped: 20, status sum 190 (expected 190)",
+                        "grandchild chain exit: 6",
+                        "parent getpgid(child) is the child's pid: yes",
+                        "processes: done",
+                    ],
+                )
+            },
+        },
+        Case {
             name: "futex-stress",
             program: "futex_stress",
             setup: |r| r.guest_timeout_secs(THREADED_GUEST_TIMEOUT_SECS),

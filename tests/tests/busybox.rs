@@ -386,3 +386,25 @@ fn sh_builtins_match_native() {
         cmd(&["sh", "-c", "echo to-stderr >&2; exit 2"]),
     ]);
 }
+
+/// Shell constructs that fork without exec: subshells, command substitution, and a
+/// pipeline of built-ins (each stage a forked copy of the shell), with their statuses.
+const FORKING_SCRIPT: &str = r#"
+( echo "in subshell"; exit 3 )
+echo "subshell status $?"
+x=$(echo captured; exit 4)
+echo "substitution: $x, status $?"
+v=outer
+( v=inner; echo "subshell sees $v" )
+echo "parent keeps $v"
+echo piped | { read -r line; echo "read through a pipe: $line"; }
+( :; exit 7 ) &
+wait $!
+echo "background job status $?"
+for i in 1 2 3; do ( exit $i ); echo "loop $i -> $?"; done
+"#;
+
+#[test]
+fn sh_subshells_and_substitution_match_native() {
+    compare_all(&[cmd(&["sh", "-c", FORKING_SCRIPT])]);
+}

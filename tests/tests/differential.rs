@@ -83,6 +83,7 @@ differential_tests! {
     bytes => "bytes",
     threads => "threads",
     signals => "signals",
+    processes => "processes",
     futex_stress => "futex-stress",
     epoll_eventfd => "epoll-eventfd",
     poll_hangup => "poll-hangup",
