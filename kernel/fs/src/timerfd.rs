@@ -239,8 +239,24 @@ impl Timer {
 
     /// Linux's `hrtimer_forward_now` on an expired periodic timer: counts the periods
     /// that passed since it fired (the expiry counted one) and re-arms it.
+    ///
+    /// A periodic timer whose deadline passed while its interrupt has not run yet (late,
+    /// on a busy emulated machine) counts that expiry here as the interrupt would;
+    /// re-arming under a new setting makes the late interrupt a no-op.
     fn catch_up(&mut self, slot: usize) {
-        if !self.expired || self.interval == 0 {
+        if self.interval == 0 {
+            return;
+        }
+        if !self.expired && self.armed.is_some() {
+            let late = self.deadline.is_some_and(|d| d <= self.host.monotonic_ns());
+            if !late {
+                return;
+            }
+            self.ticks = self.ticks.saturating_add(1);
+            self.expired = true;
+            self.stamp = event_stamp();
+        }
+        if !self.expired {
             return;
         }
         self.expired = false;

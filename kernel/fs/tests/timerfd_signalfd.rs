@@ -55,6 +55,12 @@ impl FakeTimers {
         self.mono.store(target, Ordering::SeqCst);
     }
 
+    /// Moves the clocks on by `ns` without firing anything: the timer interrupt is late
+    /// (a busy host under emulation).
+    fn advance_late(&self, ns: u64) {
+        self.mono.fetch_add(ns, Ordering::SeqCst);
+    }
+
     fn armed_count(&self) -> usize {
         self.armed.lock().unwrap().len()
     }
@@ -169,6 +175,25 @@ fn periodic_timers_count_missed_periods_without_interrupts() {
     assert_eq!(old.interval, 10 * MS);
     assert!(old.value <= 10 * MS);
     assert_eq!(ticks(&t), Err(Errno::EAGAIN));
+}
+
+/// The scheduler timer's interrupt has not run although its deadline passed: reading
+/// the timer must not report a 0 remaining time for a running periodic timer, nor miss
+/// the expiries (found by the guest differential test on a loaded machine).
+#[test]
+fn periodic_timers_with_a_late_interrupt_report_the_next_period() {
+    let host = FakeTimers::new();
+    let t = timer(&host, 1);
+    tfd(&t).settime(0, spec(10 * MS, 10 * MS)).unwrap();
+    host.advance_late(45 * MS);
+    let left = tfd(&t).gettime();
+    assert_eq!(left, spec(5 * MS, 10 * MS));
+    assert_eq!(ticks(&t), Ok(4));
+    // The late interrupt of the old setting changes nothing once it arrives.
+    host.advance(1 * MS);
+    assert_eq!(ticks(&t), Err(Errno::EAGAIN));
+    host.advance(4 * MS);
+    assert_eq!(ticks(&t), Ok(1));
 }
 
 #[test]
