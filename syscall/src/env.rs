@@ -141,19 +141,19 @@ impl ProcessInfo for KernelProcessInfo {
 
     fn exe_path(&self) -> Vec<u8> {
         process::try_current()
-            .map(|p| p.exe_path.clone())
+            .map(|p| p.image().exe_path.clone())
             .unwrap_or_default()
     }
 
     fn cmdline(&self) -> Vec<u8> {
         process::try_current()
-            .map(|p| nul_join(&p.argv))
+            .map(|p| nul_join(&p.image().argv))
             .unwrap_or_default()
     }
 
     fn environ(&self) -> Vec<u8> {
         process::try_current()
-            .map(|p| nul_join(&p.envp))
+            .map(|p| nul_join(&p.image().envp))
             .unwrap_or_default()
     }
 
@@ -201,12 +201,7 @@ impl ProcessInfo for KernelProcessInfo {
         let (vm, name) = match process::try_current() {
             Some(p) => {
                 let vm = p.aspace.lock().total_mapped() / 1024;
-                let name = p
-                    .exe_path
-                    .rsplit(|&b| b == b'/')
-                    .next()
-                    .unwrap_or(b"")
-                    .to_vec();
+                let name = p.image().file_name().to_vec();
                 (vm, String::from_utf8_lossy(&name).into_owned())
             }
             None => (0, String::new()),

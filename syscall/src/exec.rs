@@ -43,7 +43,7 @@ const INITIAL_STACK: u64 = 132 * 1024;
 const MMAP_GAP: u64 = (128 << 20) + skiff_vm::STACK_GUARD_GAP;
 /// Most the initial stack's strings and vectors may take (Linux: a quarter of the
 /// 8 MiB stack limit).
-const MAX_ARG_BYTES: usize = 2 << 20;
+pub(crate) const MAX_ARG_BYTES: usize = 2 << 20;
 /// Bytes of `MINSIGSTKSZ` reported in the auxiliary vector (fxsave frame + siginfo).
 const MIN_SIGSTACK: u64 = 2048;
 
@@ -53,11 +53,24 @@ fn fail(report: ExitReport, args: core::fmt::Arguments<'_>) -> ! {
 }
 
 /// The executable's file, as a source for its image pages.
-struct ExeSource {
+pub(crate) struct ExeSource {
     file: Arc<OpenFile>,
     dev: u64,
     ino: u64,
     path: Vec<u8>,
+}
+
+impl ExeSource {
+    /// The source for `file`, opened at guest path `path`.
+    pub(crate) fn for_file(file: &Arc<OpenFile>, path: &[u8]) -> Arc<dyn MapSource> {
+        let stat = file.stat().ok();
+        Arc::new(ExeSource {
+            file: file.clone(),
+            dev: stat.as_ref().map_or(0, |s| s.dev),
+            ino: stat.as_ref().map_or(0, |s| s.ino),
+            path: path.to_vec(),
+        })
+    }
 }
 
 impl MapSource for ExeSource {
@@ -154,19 +167,9 @@ pub fn start(boot: BootParams<'_>) -> ! {
         }
     }
 
-    let mut aspace = AddressSpace::new(Layout {
-        mmap_base: STACK_TOP - MMAP_GAP,
-        mmap_min: skiff_loader::MIN_MAP_ADDR,
-        user_end: USER_END,
-    });
+    let mut aspace = AddressSpace::new(user_layout());
     let mut pt = UserPageTable::current();
-    let stat = file.stat().ok();
-    let source: Arc<dyn MapSource> = Arc::new(ExeSource {
-        file: file.clone(),
-        dev: stat.as_ref().map_or(0, |s| s.dev),
-        ino: stat.as_ref().map_or(0, |s| s.ino),
-        path: config.exe.clone(),
-    });
+    let source = ExeSource::for_file(&file, &config.exe);
     let entry = match load_image(&mut aspace, &mut pt, &exe, &source, &file) {
         Ok(v) => v,
         Err(e) => fail(
@@ -174,7 +177,14 @@ pub fn start(boot: BootParams<'_>) -> ! {
             format_args!("{}: cannot load: {}", exe_name, e),
         ),
     };
-    let rsp = match build_stack(&mut aspace, &mut pt, &exe, entry.bias, &config) {
+    let args = ProgramArgs {
+        exe_path: &config.exe,
+        argv: &config.argv,
+        envp: &config.envp,
+    };
+    let stack = prepare_stack(&mut aspace, &mut pt, &exe, entry.bias, &args);
+    let rsp = match stack.and_then(|st| usercopy::copy_to_user(st.base, &st.bytes).map(|_| st.rsp))
+    {
         Ok(v) => v,
         Err(e) => fail(
             ExitReport::CannotExecute,
@@ -320,7 +330,16 @@ fn read_run_config(vfs: &Arc<Vfs>) -> RunConfig {
     }
 }
 
-fn read_whole(file: &Arc<OpenFile>) -> KResult<Vec<u8>> {
+/// The application half's layout, as Linux lays out a process without randomization.
+pub(crate) fn user_layout() -> Layout {
+    Layout {
+        mmap_base: STACK_TOP - MMAP_GAP,
+        mmap_min: skiff_loader::MIN_MAP_ADDR,
+        user_end: USER_END,
+    }
+}
+
+pub(crate) fn read_whole(file: &Arc<OpenFile>) -> KResult<Vec<u8>> {
     let size = file.stat()?.size as usize;
     let mut buf = alloc::vec![0u8; size];
     let mut done = 0;
@@ -335,9 +354,9 @@ fn read_whole(file: &Arc<OpenFile>) -> KResult<Vec<u8>> {
     Ok(buf)
 }
 
-struct Loaded {
-    entry: u64,
-    bias: u64,
+pub(crate) struct Loaded {
+    pub entry: u64,
+    pub bias: u64,
 }
 
 fn page_down(v: u64) -> u64 {
@@ -351,7 +370,7 @@ fn page_up(v: u64) -> u64 {
 /// Map the PT_LOAD segments. Pages are filled from the file on first touch; a page two
 /// segments share (possible without `-z separate-code`) is built now with both
 /// segments' bytes and the union of their permissions.
-fn load_image(
+pub(crate) fn load_image(
     aspace: &mut AddressSpace,
     pt: &mut UserPageTable,
     exe: &Executable,
@@ -439,24 +458,33 @@ fn load_image(
     })
 }
 
-fn build_stack(
+/// What a program's initial stack carries.
+pub(crate) struct ProgramArgs<'a> {
+    pub exe_path: &'a [u8],
+    pub argv: &'a [Vec<u8>],
+    pub envp: &'a [Vec<u8>],
+}
+
+/// Map the initial stack and make its top pages present; the caller copies
+/// `bytes` to `base` once it no longer holds the address space.
+pub(crate) fn prepare_stack(
     aspace: &mut AddressSpace,
     pt: &mut UserPageTable,
     exe: &Executable,
     bias: u64,
-    config: &RunConfig,
-) -> KResult<u64> {
+    args: &ProgramArgs<'_>,
+) -> KResult<stack::InitialStack> {
     let mut random = [0u8; 16];
     crate::env::entropy().fill(&mut random);
     let mut aux = stack::AuxValues::for_executable(exe, bias);
     aux.hwcap = cpu::features().hwcap as u64;
     aux.minsigstksz = Some(MIN_SIGSTACK);
-    let argv: Vec<&[u8]> = config.argv.iter().map(|a| a.as_slice()).collect();
-    let envp: Vec<&[u8]> = config.envp.iter().map(|a| a.as_slice()).collect();
+    let argv: Vec<&[u8]> = args.argv.iter().map(|a| a.as_slice()).collect();
+    let envp: Vec<&[u8]> = args.envp.iter().map(|a| a.as_slice()).collect();
     let spec = stack::StackSpec {
         argv: &argv,
         envp: &envp,
-        execfn: &config.exe,
+        execfn: args.exe_path,
         platform: b"x86_64",
         random,
         aux,
@@ -472,6 +500,5 @@ fn build_stack(
         Backing::Anonymous,
     )?;
     aspace.populate_range(pt, page_down(st.base), STACK_TOP - page_down(st.base))?;
-    usercopy::copy_to_user(st.base, &st.bytes)?;
-    Ok(st.rsp)
+    Ok(st)
 }

@@ -11,8 +11,8 @@
 //!
 //! What is not here: sharing memory with a child (`CLONE_VM` without `CLONE_THREAD`,
 //! as `posix_spawn` asks) and sharing a descriptor table between processes
-//! (`CLONE_FILES`) get `ENOSYS`; `execve` does not exist yet, so a child runs the
-//! parent's program. `vfork` is a `fork` whose parent waits until the child ends.
+//! (`CLONE_FILES`) get `ENOSYS`. `vfork` is a `fork` whose parent waits until the
+//! child ends or calls `execve`.
 
 use crate::args::{Args, UserPtr};
 use crate::process::{self, current, current_thread, task_of, Identity, Process};
@@ -64,8 +64,8 @@ pub fn fork(_a: &Args, frame: &TrapFrame, fpu: &[u8]) -> KResult<u64> {
     spawn_process(ForkRequest::fork(), frame, fpu)
 }
 
-/// `vfork` (58): a `fork` whose parent resumes when the child has ended. (Linux
-/// resumes it at the child's `execve` too; there is none yet.)
+/// `vfork` (58): a `fork` whose parent resumes when the child has ended or called
+/// `execve`.
 pub fn vfork(_a: &Args, frame: &TrapFrame, fpu: &[u8]) -> KResult<u64> {
     let req = ForkRequest {
         wait_for_child: true,
@@ -146,9 +146,7 @@ pub fn spawn_process(req: ForkRequest, frame: &TrapFrame, fpu: &[u8]) -> KResult
         },
         pgid: parent.pgid(),
         sid: parent.sid(),
-        exe_path: parent.exe_path.clone(),
-        argv: parent.argv.clone(),
-        envp: parent.envp.clone(),
+        image: parent.image(),
         hostname: parent.hostname.clone(),
         exit_signal: req.exit_signal,
     };
@@ -193,7 +191,8 @@ pub fn spawn_process(req: ForkRequest, frame: &TrapFrame, fpu: &[u8]) -> KResult
         let _ = UserPtr(addr).write(&pid);
     }
     if req.wait_for_child {
-        let _ = process::CHILD_EVENTS.wait_until(None, false, || child.has_ended());
+        let _ = process::CHILD_EVENTS
+            .wait_until(None, false, || child.has_ended() || child.has_execed());
     }
     Ok(pid as u64)
 }

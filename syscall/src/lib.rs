@@ -29,6 +29,7 @@ pub mod process;
 pub mod signal;
 mod sockmsg;
 mod sys_epoll;
+mod sys_exec;
 mod sys_fs;
 mod sys_mem;
 mod sys_net;

@@ -58,8 +58,9 @@ pub fn end_process(report: ExitReport) -> ! {
     leave_process(p)
 }
 
-/// The calling thread leaves its ending process (`end_process` began it); the last
-/// thread out frees what the process held.
+/// The calling thread leaves its process, which is ending (`end_process` began it) or
+/// running `execve` in another thread; the last thread out of an ending process frees
+/// what it held.
 pub fn leave_process(p: Arc<Process>) -> ! {
     let me = skiff_sched::current();
     let remaining = {
@@ -70,6 +71,9 @@ pub fn leave_process(p: Arc<Process>) -> ! {
     drop(me);
     if remaining == 0 {
         release(&p);
+    } else {
+        // An `execve` may be waiting for the other threads to go.
+        process::CHILD_EVENTS.wake_all();
     }
     drop(p);
     skiff_sched::exit_current()

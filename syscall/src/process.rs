@@ -54,10 +54,13 @@ pub struct Process {
     pub fs: Arc<FsContext>,
     /// A sleeping lock: faults on file mappings read files, which may wait for a disk.
     pub aspace: SleepLock<AddressSpace>,
-    /// Guest path of the executable, for `/proc/self/exe`.
-    pub exe_path: Vec<u8>,
-    pub argv: Vec<Vec<u8>>,
-    pub envp: Vec<Vec<u8>>,
+    /// The program it runs (`execve` replaces it).
+    image: Mutex<Arc<ProgramImage>>,
+    /// Set by `execve`: a `vfork` parent waits for this or the child's end.
+    execed: core::sync::atomic::AtomicBool,
+    /// While `execve` runs in a multi-threaded process: the thread that survives it
+    /// (the others leave at their next return towards the application).
+    exec_survivor: AtomicU32,
     pub rlimits: Mutex<[(u64, u64); RLIM_NLIMITS]>,
     pub sigactions: IrqMutex<[SigAction; 64]>,
     /// Signals sent to the process as a whole (any thread not blocking them takes them).
@@ -74,6 +77,8 @@ pub struct Process {
     /// Set when the process has ended: its wait status. Until its parent collects it,
     /// it stays in the process table (a zombie).
     exit_status: IrqMutex<Option<i32>>,
+    /// `exit_status` is set (readable without its lock).
+    ending: core::sync::atomic::AtomicBool,
     /// Set once the process has ended and freed what it held: `wait4` may report it.
     ended: core::sync::atomic::AtomicBool,
     /// The signal the parent gets when this process ends (`SIGCHLD` for `fork`).
@@ -155,15 +160,32 @@ pub fn allocate_tid() -> u32 {
     NEXT_TID.fetch_add(1, Ordering::Relaxed)
 }
 
+/// The program a process runs: what `/proc/self/exe`, `cmdline` and `environ` show.
+#[derive(Debug, Clone, Default)]
+pub struct ProgramImage {
+    /// Guest path of the executable.
+    pub exe_path: Vec<u8>,
+    pub argv: Vec<Vec<u8>>,
+    pub envp: Vec<Vec<u8>>,
+}
+
+impl ProgramImage {
+    /// The executable's file name (its path's last component).
+    pub fn file_name(&self) -> &[u8] {
+        self.exe_path
+            .rsplit(|&b| b == b'/')
+            .next()
+            .unwrap_or(&self.exe_path)
+    }
+}
+
 /// What a new process starts with besides its address space and files.
 pub struct Identity {
     pub pid: u32,
     pub parent: u32,
     pub pgid: u32,
     pub sid: u32,
-    pub exe_path: Vec<u8>,
-    pub argv: Vec<Vec<u8>>,
-    pub envp: Vec<Vec<u8>>,
+    pub image: Arc<ProgramImage>,
     pub hostname: Arc<Mutex<Vec<u8>>>,
     pub exit_signal: u8,
 }
@@ -176,9 +198,11 @@ impl Identity {
             parent: 0,
             pgid: INIT_PID,
             sid: INIT_PID,
-            exe_path,
-            argv,
-            envp,
+            image: Arc::new(ProgramImage {
+                exe_path,
+                argv,
+                envp,
+            }),
             hostname: Arc::new(Mutex::new(b"skiff".to_vec())),
             exit_signal: 0,
         }
@@ -196,9 +220,9 @@ impl Process {
             page_root,
             fs,
             aspace: SleepLock::new(aspace),
-            exe_path: id.exe_path,
-            argv: id.argv,
-            envp: id.envp,
+            image: Mutex::new(id.image),
+            execed: core::sync::atomic::AtomicBool::new(false),
+            exec_survivor: AtomicU32::new(0),
             rlimits: Mutex::new(default_rlimits()),
             sigactions: IrqMutex::new([SigAction::default(); 64]),
             shared_pending: IrqMutex::new(PendingSignals::new()),
@@ -207,9 +231,35 @@ impl Process {
             threads: IrqMutex::new(BTreeMap::new()),
             timers: IrqMutex::new(Vec::new()),
             exit_status: IrqMutex::new(None),
+            ending: core::sync::atomic::AtomicBool::new(false),
             ended: core::sync::atomic::AtomicBool::new(false),
             exit_signal: id.exit_signal,
         }
+    }
+
+    /// The program the process runs.
+    pub fn image(&self) -> Arc<ProgramImage> {
+        self.image.lock().clone()
+    }
+
+    /// `execve` replaced the program.
+    pub fn set_image(&self, image: ProgramImage) {
+        *self.image.lock() = Arc::new(image);
+        self.execed.store(true, Ordering::Release);
+    }
+
+    /// Whether the process has called `execve` successfully (a `vfork` parent resumes).
+    pub fn has_execed(&self) -> bool {
+        self.execed.load(Ordering::Acquire)
+    }
+
+    /// The thread `execve` keeps, while one runs in this process (0: none).
+    pub fn exec_survivor(&self) -> u32 {
+        self.exec_survivor.load(Ordering::Acquire)
+    }
+
+    pub fn set_exec_survivor(&self, tid: u32) {
+        self.exec_survivor.store(tid, Ordering::Release)
     }
 
     pub fn is_init(&self) -> bool {
@@ -262,7 +312,17 @@ impl Process {
             return false;
         }
         *s = Some(status);
+        self.ending.store(true, Ordering::Release);
         true
+    }
+
+    /// Whether the thread `tid` must leave: its process (not init) is ending, or
+    /// another thread runs `execve`. Lock-free, for the scheduler's signal check, so
+    /// that blocked threads are woken to leave.
+    pub fn must_leave(&self, tid: u32) -> bool {
+        let survivor = self.exec_survivor();
+        (self.ending.load(Ordering::Acquire) && !self.is_init())
+            || (survivor != 0 && survivor != tid)
     }
 
     /// The live thread with this ID.

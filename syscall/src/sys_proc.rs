@@ -455,8 +455,8 @@ static NO_NEW_PRIVS: core::sync::atomic::AtomicBool = core::sync::atomic::Atomic
 
 /// Linux's default thread name: the executable's basename cut to 15 bytes.
 fn default_thread_name() -> [u8; 16] {
-    let exe = &current().exe_path;
-    let base = exe.rsplit(|&b| b == b'/').next().unwrap_or(exe);
+    let image = current().image();
+    let base = image.file_name();
     let mut n = [0u8; 16];
     let len = base.len().min(15);
     n[..len].copy_from_slice(&base[..len]);

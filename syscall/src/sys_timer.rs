@@ -66,6 +66,17 @@ fn timer_arg(pid: u32, slot: usize) -> u64 {
     ((pid as u64) << 32) | slot as u64
 }
 
+/// Delete the POSIX timers of `p` (`execve`; `alarm` and `setitimer` survive it).
+pub fn delete_posix_timers(p: &Process) {
+    let mut timers = p.timers.lock();
+    for t in timers.iter_mut().skip(ITIMER_SLOT + 1) {
+        if let Some(id) = t.as_mut().and_then(|t| t.armed.take()) {
+            skiff_sched::cancel_timer(id);
+        }
+        *t = None;
+    }
+}
+
 /// Disarm every timer of `p` (it is ending).
 pub fn cancel_all(p: &Process) {
     let mut timers = p.timers.lock();

@@ -22,6 +22,17 @@ pub fn dispatch(frame: &mut TrapFrame, fpu: &mut [u8]) -> SyscallReturn {
         // The whole frame comes back from the signal frame; nothing to encode.
         crate::signal::deliver::sigreturn(frame, fpu);
         full = true;
+    } else if args.nr == EXECVE || args.nr == EXECVEAT {
+        // Success replaces every register: the new program starts.
+        let result = if args.nr == EXECVE {
+            crate::sys_exec::execve(&args, frame, fpu)
+        } else {
+            crate::sys_exec::execveat(&args, frame, fpu)
+        };
+        match result {
+            Ok(()) => full = true,
+            Err(e) => frame.rax = e.as_syscall_return() as u64,
+        }
     } else {
         let result = call(&args, frame, fpu);
         frame.rax = match result {

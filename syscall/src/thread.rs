@@ -370,6 +370,18 @@ pub fn exit_group(a: &Args) -> KResult<u64> {
     crate::lifecycle::end_process(ExitReport::Exited(a.int(0) as u8))
 }
 
+/// What a thread's end does to futexes, done early by `execve` (Linux's
+/// `mm_release`): its robust mutexes are marked owner-died, and its clear-tid word is
+/// zeroed and woken. Both registrations go, since the new program has its own.
+pub(crate) fn release_thread_futexes(task: &Task) {
+    release_robust_futexes(task);
+    task.robust_list.store(0, Ordering::Relaxed);
+    let ctid = task.clear_child_tid.swap(0, Ordering::Relaxed);
+    if ctid != 0 && UserPtr(ctid).write(&0u32).is_ok() {
+        futex::wake(ctid, 1, futex::BITSET_MATCH_ANY);
+    }
+}
+
 const FUTEX_WAITERS: u32 = 0x8000_0000;
 const FUTEX_OWNER_DIED: u32 = 0x4000_0000;
 const FUTEX_TID_MASK: u32 = 0x3fff_ffff;

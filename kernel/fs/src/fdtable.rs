@@ -224,7 +224,6 @@ impl FdTable {
         closed
     }
 
-    /// Open descriptors in increasing order.
     /// Close every descriptor (the process is ending); the caller drops the files
     /// outside the table's lock.
     pub fn close_all(&mut self) -> Vec<Arc<OpenFile>> {
@@ -240,6 +239,7 @@ impl FdTable {
         files
     }
 
+    /// Open descriptors in increasing order.
     pub fn iter(&self) -> impl Iterator<Item = (i32, &Arc<OpenFile>)> {
         self.slots
             .iter()

@@ -274,7 +274,10 @@ impl UserPageTable {
     }
 
     fn flush(start: u64, end: u64, pages: u64) {
-        if pages > FLUSH_ALL_THRESHOLD {
+        // A wide range with few present pages (all of the application half, at exec)
+        // would take billions of `invlpg`s: judge by the span too.
+        let span = (end.min(USER_END).saturating_sub(start)) / PAGE_SIZE;
+        if pages > FLUSH_ALL_THRESHOLD || (pages > 0 && span > FLUSH_ALL_THRESHOLD) {
             cpu::flush_tlb_all();
         } else if pages > 0 {
             let mut va = start;

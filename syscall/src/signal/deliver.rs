@@ -53,6 +53,9 @@ pub fn interrupt_pending(thread: &Thread) -> bool {
     let Some(task) = thread.data::<Task>() else {
         return false;
     };
+    if task.process.must_leave(task.tid) {
+        return true;
+    }
     let shared = task.process.shared_pending_bits.load(Ordering::Acquire);
     (task.pending_bits.load(Ordering::Acquire) | shared) & !task.blocked() != 0
 }
@@ -193,6 +196,12 @@ pub fn deliver(frame: &mut TrapFrame, fpu: &mut [u8], syscall: Option<u64>) -> b
     let p = current();
     if p.exit_status().is_some() && !p.is_init() {
         // Another thread ended the process.
+        crate::lifecycle::leave_process(p);
+    }
+    let survivor = p.exec_survivor();
+    if survivor != 0 && survivor != thread.tid() {
+        // Another thread is replacing the program (`execve`).
+        drop(thread);
         crate::lifecycle::leave_process(p);
     }
     loop {
