@@ -10,9 +10,7 @@
 #      writes, appends, copies and counts a file and lists the volume.
 #   3. "full" mode only (the default): busybox applets, each of which the shell runs in a
 #      child process (fork + exec of busybox itself): mkdir -p, seq, dd, cp, mv, append,
-#      sort, wc, md5sum, find, ls, rm, sync. Skiff runs one process and does not
-#      implement fork/exec yet, so under Skiff today use "nofork", which stops after
-#      step 2 (the manifest, apps/busybox/skiff.toml, runs it that way).
+#      sort, wc, md5sum, find, ls, rm, sync. "nofork" stops after step 2.
 #
 # Everything printed is deterministic apart from the visit count. Any failing command
 # stops the script with a non-zero status (set -e).

@@ -84,6 +84,7 @@ differential_tests! {
     threads => "threads",
     signals => "signals",
     processes => "processes",
+    exec => "exec",
     futex_stress => "futex-stress",
     epoll_eventfd => "epoll-eventfd",
     poll_hangup => "poll-hangup",

@@ -375,12 +375,11 @@ fn host_tools_read_what_the_guest_wrote_and_fsck_finds_it_clean() {
         busybox.is_file(),
         "scripts/setup.sh installs busybox-static"
     );
-    // Shell built-ins only: there is no fork, so applets cannot be spawned.
+    // Shell built-ins, then an applet in its own boot.
     let script = "echo 'first line' > /data/notes.txt; \
                   echo 'second line' >> /data/notes.txt; \
                   printf 'x%.0s' 1 2 3 > '/data/A Long File Name.data'";
     run_on_volume(&guest, busybox, &["sh", "-c", script], &image, &[]);
-    // One applet per boot works without fork.
     run_on_volume(
         &guest,
         busybox,
@@ -742,6 +741,14 @@ fn the_busybox_app_image_keeps_its_volume_across_boots() {
             String::from_utf8_lossy(&out.stderr)
         );
         assert!(text.contains("copy identical: yes"), "{text}");
+        // The applets of full mode run as forked and re-executed children.
+        for line in [
+            "d36287e0dbb50b163064418df5c88bb9  dst/numbers.txt",
+            "wc -l numbers: 1100",
+            "done (full)",
+        ] {
+            assert!(text.contains(line), "boot {boot} lacks {line:?}:\n{text}");
+        }
     }
     assert_fsck_clean(&volume);
 }
