@@ -10,8 +10,8 @@
 //!   `dup`ed descriptors share them, two `open`s of one file conflict even in one
 //!   process, and they go away when the description is dropped (its last descriptor
 //!   closed, see [`release_description`]).
-//! * POSIX record locks belong to the process. Skiff runs one process, so they never
-//!   conflict with each other; they do conflict with OFD locks (Linux compares owners,
+//! * POSIX record locks belong to the process. Skiff keeps one owner for all processes,
+//!   so they never conflict with each other (a forked child's included); they do conflict with OFD locks (Linux compares owners,
 //!   and a description is never the process), and closing *any* descriptor of the file
 //!   drops all of them ([`release_process_locks`], called by the descriptor table).
 //! * `flock` locks and record locks never see each other.

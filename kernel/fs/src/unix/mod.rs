@@ -58,7 +58,8 @@
 //!   collected (Linux has a garbage collector for them).
 //! * `SO_SNDBUF`/`SO_RCVBUF` are capped at Linux's default `wmem_max`/`rmem_max`
 //!   (212 992 bytes), whatever the host's sysctls say.
-//! * Credentials are those of the one process: pid 1, uid 0, gid 0.
+//! * Credentials are those of the first process: pid 1, uid 0, gid 0 (whichever
+//!   process sends).
 
 mod names;
 pub mod queue;
