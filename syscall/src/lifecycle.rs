@@ -15,7 +15,7 @@
 use crate::process::{self, Process, INIT_PID};
 use crate::signal::deliver::{send_to_process_of, SIG_IGN};
 use crate::signal::frame::SigInfo;
-use crate::signal::state::SIGCHLD;
+use crate::signal::state::{default_action, DefaultAction, SIGCHLD};
 use alloc::sync::Arc;
 use skiff_bootproto::ExitReport;
 use skiff_console as console;
@@ -24,10 +24,12 @@ use skiff_vm::AddressSpace;
 
 /// `SA_NOCLDWAIT`: the parent does not want zombies.
 const SA_NOCLDWAIT: u64 = 2;
-/// `si_code` of `SIGCHLD`: the child exited, or a signal killed it.
+/// `si_code` of `SIGCHLD` and `waitid`: the child exited, a signal killed it, or one
+/// whose default action dumps core did.
 const CLD_EXITED: i32 = 1;
 const CLD_KILLED: i32 = 2;
-/// Signals whose default action dumps core: the wait status says so (`WCOREDUMP`),
+const CLD_DUMPED: i32 = 3;
+/// The wait status's `WCOREDUMP` bit: set for signals whose default action dumps core,
 /// though no core file is written.
 const CORE_DUMP_FLAG: i32 = 0x80;
 
@@ -36,11 +38,23 @@ pub fn wait_status(report: ExitReport) -> i32 {
     match report {
         ExitReport::Exited(code) => (code as i32) << 8,
         ExitReport::Signaled(sig) => {
-            let core = matches!(sig, 3 | 4 | 5 | 6 | 7 | 8 | 11 | 24 | 25 | 31);
+            let core = default_action(sig as usize) == DefaultAction::CoreDump;
             sig as i32 | if core { CORE_DUMP_FLAG } else { 0 }
         }
         // Not reached for a process other than init.
         _ => 0x7f,
+    }
+}
+
+/// The `si_code` and `si_status` that report wait status `status` (`SIGCHLD`,
+/// `waitid`).
+pub fn child_code(status: i32) -> (i32, i32) {
+    if status & 0x7f == 0 {
+        (CLD_EXITED, (status >> 8) & 0xff)
+    } else if status & CORE_DUMP_FLAG != 0 {
+        (CLD_DUMPED, status & 0x7f)
+    } else {
+        (CLD_KILLED, status & 0x7f)
     }
 }
 
@@ -117,13 +131,8 @@ fn release(p: &Arc<Process>) {
         let act = parent.sigaction(SIGCHLD);
         reap_now = act.handler == SIG_IGN || act.flags & SA_NOCLDWAIT != 0;
         if p.exit_signal != 0 {
-            let (code, value) = if status & 0x7f == 0 {
-                (CLD_EXITED, (status >> 8) & 0xff)
-            } else {
-                (CLD_KILLED, status & 0x7f)
-            };
-            let info = SigInfo::child(code, p.pid as i32, 0, value, 0, 0);
-            let mut info = info;
+            let (code, value) = child_code(status);
+            let mut info = SigInfo::child(code, p.pid as i32, 0, value, 0, 0);
             info.signo = p.exit_signal as i32;
             let _ = send_to_process_of(&parent, info);
         }

@@ -28,10 +28,6 @@ const P_ALL: u32 = 0;
 const P_PID: u32 = 1;
 const P_PGID: u32 = 2;
 
-const CLD_EXITED: i32 = 1;
-const CLD_KILLED: i32 = 2;
-const CLD_DUMPED: i32 = 3;
-
 /// `sizeof(struct rusage)`.
 const RUSAGE_SIZE: usize = 144;
 
@@ -153,13 +149,7 @@ pub fn waitid(a: &Args) -> KResult<u64> {
     let info = match &found {
         Some(child) => {
             let status = child.exit_status().unwrap_or(0);
-            let (code, value) = if status & 0x7f == 0 {
-                (CLD_EXITED, (status >> 8) & 0xff)
-            } else if status & 0x80 != 0 {
-                (CLD_DUMPED, status & 0x7f)
-            } else {
-                (CLD_KILLED, status & 0x7f)
-            };
+            let (code, value) = crate::lifecycle::child_code(status);
             SigInfo::child(code, child.pid as i32, 0, value, 0, 0)
         }
         // WNOHANG with nothing to report: Linux zeroes si_signo and si_pid.
